@@ -1,0 +1,73 @@
+"""The `tfvae` command group and its entry point.
+
+Every command is thin: it parses options, calls the library and reports. Errors the user can fix
+(TfvaeError, bad options) are printed as one line, `Error: ...`, with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+import tfvae
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(tfvae.__version__, prog_name="tfvae")
+def cli():
+    """Autoencoders and variational autoencoders in TensorFlow: train, evaluate, look, deploy.
+
+    \b
+    Start with:
+      tfvae fit --dataset mnist                   a VAE on MNIST (downloaded once)
+      tfvae fit --dataset idx:/usr/share/datasets/fashion-mnist --model ae
+      tfvae info RUN_DIR                          a run's config and last metrics
+    """
+
+
+def _register():
+    from tfvae.cli import train
+
+    for command in train.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv=None) -> None:
+    """Runs the command line; exits with 0 on success, the error's status otherwise."""
+    from tfvae.errors import TfvaeError
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        code = cli.main(args=argv, prog_name="tfvae", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:  # bare `tfvae`: show the help, not an error
+        click.echo(e.ctx.get_help())
+        sys.exit(0)
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"Error: {_one_line(e.format_message())}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        click.echo(f"Error: {_one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except TfvaeError as e:
+        click.echo(f"Error: {_one_line(e)}", err=True)
+        sys.exit(e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

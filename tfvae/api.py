@@ -1,0 +1,209 @@
+"""The Python API, mirroring the command line: `tfvae.fit(...)` and `tfvae.load(run_dir)`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from tfvae.config import Config, check_model_options, make_config, resume_conflicts
+from tfvae.errors import ConfigError, RunDirError
+from tfvae.rundir import RunDir
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns: where the run is, its config and its last metrics row."""
+
+    run_dir: str
+    config: Config
+    metrics: dict
+
+    def load(self) -> "TrainedModel":
+        return load(self.run_dir)
+
+
+def default_run_dir(config: Config) -> str:
+    name = config.dataset.replace(":", "-").replace("/", "_").strip("_-")[-40:] or "data"
+    return os.path.join("runs", f"{name}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def resolve_config(options: dict, recipe: Optional[str] = None) -> Config:
+    """Defaults, then the recipe's values, then the explicitly given options."""
+    values = {}
+    if recipe:
+        from tfvae.recipes import load_recipe
+
+        values.update(load_recipe(recipe))
+    values.update(options)
+    config = make_config(values)
+    check_model_options(config.model, {k: v for k, v in values.items()})
+    return config
+
+
+def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: bool = False,
+        overwrite: bool = False, recipe: Optional[str] = None, progress: bool = True,
+        stream=None, **options: Any) -> FitResult:
+    """Trains a model, as `tfvae fit` does, and returns a FitResult.
+
+    Args:
+      dataset: a source spec: a TFDS name (mnist, ...), idx:DIR, npz:FILE or folder:DIR.
+      out: the run directory (default runs/<dataset>-<model>-<time>).
+      resume: continue the run in `out` from its last checkpoint (options given must match it,
+        except epochs, learning_rate and runtime options).
+      overwrite: replace an existing run directory.
+      recipe: a shipped recipe name (see `tfvae.recipes`) or a JSON file whose values are the
+        defaults for the options given here.
+      progress: show the progress bar on stderr.
+      **options: any Config field (model, network, hidden, latent_dim, epochs, ...).
+
+    Example:
+      >>> run = tfvae.fit("idx:/usr/share/datasets/fashion-mnist", model="vae", epochs=1)
+      >>> run.metrics["val_elbo"]
+    """
+    from tfvae.progress import Progress
+
+    if dataset is not None:
+        options["dataset"] = dataset
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other; choose one")
+    stream = stream or sys.stderr
+    bar = Progress(stream=stream, enabled=progress)
+
+    if resume:
+        if not out:
+            raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
+        run = RunDir(out)
+        saved, meta = run.read()
+        conflict = resume_conflicts(saved, options)
+        if conflict:
+            raise RunDirError(f"cannot resume {run.path}: {conflict}")
+        runtime = {k: v for k, v in options.items()}
+        config = saved.replace(**runtime) if runtime else saved
+    else:
+        config = resolve_config(options, recipe)
+        run = RunDir(out or default_run_dir(config))
+        if run.exists() and not overwrite:
+            hint = "pass --resume to continue it or --overwrite to replace it" if run.is_run() else \
+                "choose another --out or pass --overwrite"
+            raise RunDirError(f"{run.path} already exists; {hint}")
+        RunDir.check_writable(run.path)
+
+    from tfvae.data import load_splits
+
+    splits = load_splits(config)
+    import tfvae
+
+    meta = {"image_shape": list(splits.image_shape), "class_names": splits.class_names,
+            "tfvae_version": tfvae.__version__}
+
+    from tfvae.training import Trainer
+
+    if resume:
+        _, saved_meta = run.read()
+        if list(saved_meta.get("image_shape", [])) != list(splits.image_shape):
+            raise RunDirError(
+                f"cannot resume {run.path}: it was trained on {saved_meta.get('image_shape')} images, "
+                f"the data now has {list(splits.image_shape)}"
+            )
+        trainer = Trainer(config, splits, run, progress=bar)
+        restored = trainer.restore()
+        run.write_config(config, meta)
+        bar.message(f"resuming {run.path} from "
+                    + (f"epoch {int(trainer.epoch)}, step {int(trainer.step)}" if restored else "the start"))
+    else:
+        trainer = Trainer(config, splits, run, progress=bar)  # fails before anything is written
+        run.create(config, meta, overwrite=overwrite)
+        bar.message(f"training {config.model} ({config.network}) on {config.dataset}: "
+                    f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test "
+                    f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s), "
+                    f"XLA {'on' if trainer.jit else 'off'} -> {run.path}")
+    metrics = trainer.train()
+    bar.message(f"done: {run.path} ({int(trainer.epoch)} epochs)")
+    return FitResult(run.path, config, metrics)
+
+
+class TrainedModel:
+    """A trained model loaded from a run directory; numpy in, numpy out.
+
+    Images are (count, height, width, channels) floats in [0, 1] (uint8 0..255 and
+    (count, height, width) for one channel are accepted too).
+    """
+
+    def __init__(self, model, config: Config, run_dir: str, meta: dict):
+        self.model = model
+        self.config = config
+        self.run_dir = run_dir
+        self.meta = meta
+
+    @property
+    def image_shape(self) -> tuple:
+        return self.model.image_shape
+
+    @property
+    def keras_model(self):
+        return self.model.keras_model
+
+    def _images(self, x) -> "np.ndarray":
+        from tfvae.data import as_images
+
+        x = as_images(x, "images")
+        if tuple(x.shape[1:]) != self.image_shape:
+            raise ConfigError(
+                f"images are {'x'.join(map(str, x.shape[1:]))} but the model takes "
+                f"{'x'.join(map(str, self.image_shape))}"
+            )
+        return x
+
+    def encode(self, x) -> np.ndarray:
+        """Codes h (autoencoders) or posterior means (variational models)."""
+        return self.model.encode(self._images(x)).numpy()
+
+    def posterior(self, x):
+        """q(z|x) as a tfd distribution (variational models)."""
+        return self.model.posterior(self._images(x))
+
+    def decode(self, z) -> np.ndarray:
+        """Pixel means of p(x|z) for codes z of shape (count, latent_dim)."""
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
+            raise ConfigError(f"z must have shape (count, {self.config.latent_dim}), got {z.shape}")
+        return self.model.decode_mean(z).numpy()
+
+    def reconstruct(self, x) -> np.ndarray:
+        return self.model.reconstruct(self._images(x)).numpy()
+
+    def sample(self, n: int, seed: int = 0, mean: bool = True) -> np.ndarray:
+        """n images from the prior (variational models): pixel means, or sampled pixels."""
+        if not self.model.variational:
+            raise ConfigError(f"--model {self.config.model} has no prior to sample from; use a vae or iwae run")
+        if n < 1:
+            raise ConfigError(f"the number of samples must be positive, got {n}")
+        return self.model.sample(int(n), [int(seed), 0], mean=mean).numpy()
+
+
+def load(run_dir: str) -> TrainedModel:
+    """Loads a run: its final model.keras, or its latest checkpoint if training did not finish."""
+    from tfvae.models import Autoencoder
+
+    run = RunDir(run_dir)
+    config, meta = run.read()
+    image_shape = tuple(meta.get("image_shape") or ())
+    if len(image_shape) != 3:
+        raise RunDirError(f"{run.config_path} has no image_shape; the run directory is damaged")
+    if os.path.isfile(run.model_path):
+        model = Autoencoder.from_keras_file(run.model_path, config, image_shape)
+    else:
+        import tensorflow as tf
+
+        model = Autoencoder(config, image_shape)
+        latest = tf.train.latest_checkpoint(run.checkpoint_dir)
+        if not latest:
+            raise RunDirError(f"{run.path} has neither {os.path.basename(run.model_path)} nor a checkpoint; "
+                              "train it first (tfvae fit --resume)")
+        tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder).restore(latest).expect_partial()
+    return TrainedModel(model, config, run.path, meta)

@@ -1,0 +1,218 @@
+"""Data sources and splits.
+
+A source spec names where images come from:
+
+  NAME          a TFDS dataset (mnist, fashion_mnist, kmnist, emnist, cifar10, ...), downloaded once
+  tfds:NAME     the same, explicitly
+  idx:DIR       MNIST-format IDX files (train-images-idx3-ubyte[.gz], t10k-..., optional labels)
+  npz:FILE      a NumPy .npz with x_train, x_test (and optional y_train, y_test)
+  folder:DIR    image files; class subfolders optional; DIR/train and DIR/test used when present
+
+`load_source` returns the raw arrays; `prepare` turns them into float splits in [0, 1] with a
+seeded validation split and the chosen binarization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from tfvae.errors import DataError
+
+# Binarized evaluation sets (validation, test, static training sets) use this fixed seed, so
+# numbers are comparable across runs and with published ones.
+BINARIZATION_SEED = 20140101
+
+SOURCE_KINDS = ("idx", "npz", "folder", "tfds")
+
+
+@dataclass
+class ImageData:
+    """Raw images as loaded: arrays (count, height, width, channels), labels or None."""
+
+    x_train: np.ndarray
+    y_train: Optional[np.ndarray]
+    x_test: Optional[np.ndarray]
+    y_test: Optional[np.ndarray]
+    class_names: Optional[list] = None
+
+
+@dataclass
+class Splits:
+    """Float images in [0, 1], (count, height, width, channels), ready for training."""
+
+    train: np.ndarray
+    train_labels: Optional[np.ndarray]
+    validation: np.ndarray
+    validation_labels: Optional[np.ndarray]
+    test: np.ndarray
+    test_labels: Optional[np.ndarray]
+    binarization: str
+    class_names: Optional[list] = None
+
+    @property
+    def image_shape(self) -> tuple:
+        return tuple(self.train.shape[1:])
+
+
+def parse_source(spec: str):
+    """'idx:/data' -> ('idx', '/data'); 'mnist' -> ('tfds', 'mnist')."""
+    spec = spec.strip()
+    if ":" in spec:
+        kind, _, rest = spec.partition(":")
+        if kind in SOURCE_KINDS:
+            if not rest:
+                raise DataError(f"--dataset {spec!r} names no {'file' if kind == 'npz' else 'directory'} after '{kind}:'")
+            return kind, rest
+        if len(kind) > 1:  # not a Windows drive letter
+            raise DataError(
+                f"unknown dataset source {kind + ':'!r} in {spec!r}; use a TFDS name, tfds:NAME, "
+                "idx:DIR, npz:FILE or folder:DIR"
+            )
+    return "tfds", spec
+
+
+def load_source(spec: str, data_dir: Optional[str] = None, seed: int = 0) -> ImageData:
+    """Loads the images a source spec names; every failure is a one-line DataError."""
+    kind, where = parse_source(spec)
+    names = None
+    if kind == "idx":
+        from tfvae.data.idx import load_idx_dir
+
+        x_train, y_train, x_test, y_test = load_idx_dir(where)
+    elif kind == "npz":
+        from tfvae.data.files import load_npz
+
+        x_train, y_train, x_test, y_test = load_npz(where)
+    elif kind == "folder":
+        from tfvae.data.files import load_folder
+
+        x_train, y_train, x_test, y_test, names = load_folder(where, seed)
+    else:
+        from tfvae.data.tfds_source import load_tfds
+
+        x_train, y_train, x_test, y_test, names = load_tfds(where, data_dir)
+    x_train = as_images(x_train, f"{spec} (train)")
+    if x_test is not None:
+        x_test = as_images(x_test, f"{spec} (test)")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise DataError(
+                f"{spec}: test images are {'x'.join(map(str, x_test.shape[1:]))} but train images are "
+                f"{'x'.join(map(str, x_train.shape[1:]))}; both splits must have one image size"
+            )
+    return ImageData(x_train, y_train, x_test, y_test, names)
+
+
+def as_images(x, where: str) -> np.ndarray:
+    """Checks and converts an array of images to float32 (count, height, width, channels) in [0, 1].
+
+    Integers are read as 0..255 pixel values, floats must already lie in [0, 1].
+    """
+    x = np.asarray(x)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise DataError(f"{where}: images must be numeric arrays, not {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(
+            f"{where}: images have shape {x.shape}; expected (count, height, width) or "
+            "(count, height, width, channels)"
+        )
+    if x.shape[0] == 0:
+        raise DataError(f"{where}: holds no images")
+    if min(x.shape[1:]) == 0:
+        raise DataError(f"{where}: images have an empty dimension {x.shape[1:]}")
+    if x.dtype == bool:
+        return x.astype(np.float32)
+    if np.issubdtype(x.dtype, np.integer):
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi > 255:
+            raise DataError(
+                f"{where}: integer pixels must lie in 0..255, found {lo}..{hi}; rescale them"
+            )
+        return x.astype(np.float32) / np.float32(255.0)
+    x = x.astype(np.float32)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise DataError(
+            f"{where}: {int(bad.sum())} pixel values are NaN or infinite (first in image "
+            f"{int(np.argwhere(bad)[0][0])}); clean the data before training"
+        )
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 1:
+        raise DataError(
+            f"{where}: float pixels must lie in [0, 1], found {lo:g}..{hi:g}; "
+            + ("divide by 255" if hi <= 255 and lo >= 0 else "rescale them")
+        )
+    return x
+
+
+def binarize(x: np.ndarray, seed: int) -> np.ndarray:
+    """One Bernoulli draw per pixel with the pixel intensity as probability (seeded)."""
+    rng = np.random.default_rng(seed)
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+
+
+def prepare(data: ImageData, *, binarization: str, validation_split: float, seed: int,
+            max_train_examples: Optional[int] = None, test_fraction: float = 0.1) -> Splits:
+    """Float splits: a seeded validation split of the training images, the test set, binarized.
+
+    dynamic binarization leaves the training images grey (the trainer draws a fresh binary
+    image each time a batch is drawn) and binarizes validation and test once, with a fixed seed.
+    """
+    x, y = data.x_train, data.y_train
+    x_test, y_test = data.x_test, data.y_test
+    if x_test is None:  # a source without a test split: hold out a seeded fraction
+        order = np.random.default_rng(seed + 1).permutation(len(x))
+        n = max(1, int(round(test_fraction * len(x))))
+        x_test, x = x[order[:n]], x[order[n:]]
+        if y is not None:
+            y_test, y = y[order[:n]], y[order[n:]]
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(validation_split * len(x)))
+    if validation_split > 0 and n_val == 0:
+        n_val = 1
+    if n_val >= len(x):
+        raise DataError(
+            f"--validation-split {validation_split} leaves no training images out of {len(x)}; lower it"
+        )
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if max_train_examples is not None:
+        train_idx = train_idx[:max_train_examples]
+    pick = (lambda a, i: None if a is None else a[i])
+    train, val = x[train_idx], x[val_idx]
+    test = x_test
+    if binarization in ("static", "dynamic"):
+        if binarization == "static":
+            train = binarize(train, BINARIZATION_SEED)
+        val = binarize(val, BINARIZATION_SEED + 1)
+        test = binarize(test, BINARIZATION_SEED + 2)
+    return Splits(
+        train=np.ascontiguousarray(train),
+        train_labels=pick(y, train_idx),
+        validation=np.ascontiguousarray(val),
+        validation_labels=pick(y, val_idx),
+        test=np.ascontiguousarray(test),
+        test_labels=y_test,
+        binarization=binarization,
+        class_names=data.class_names,
+    )
+
+
+def load_splits(config, max_test_examples: Optional[int] = None) -> Splits:
+    """The splits a Config asks for (dataset, binarization, validation split, seed)."""
+    data = load_source(config.dataset, config.data_dir, config.seed)
+    splits = prepare(
+        data,
+        binarization=config.binarization,
+        validation_split=config.validation_split,
+        seed=config.seed,
+        max_train_examples=config.max_train_examples,
+    )
+    if max_test_examples is not None:
+        splits.test = splits.test[:max_test_examples]
+        if splits.test_labels is not None:
+            splits.test_labels = splits.test_labels[:max_test_examples]
+    return splits

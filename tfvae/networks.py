@@ -1,0 +1,123 @@
+"""Encoder and decoder networks as Keras 3 functional models.
+
+Encoders take images (height, width, channels) and return a dict: `{"loc", "scale"}` for the
+variational models (through the `DiagonalGaussian` layer), `{"code"}` for the autoencoders.
+Decoders take a code or latent vector and return the likelihood's parameters: `{"logits"}` for
+Bernoulli, `{"loc"[, "scale"]}` for Gaussian.
+
+- `mlp`: dense layers of the `hidden` sizes (e.g. 784-400-20 as in Kingma & Welling, or
+  784-200-200-50 tanh as in the IWAE paper); the decoder mirrors them.
+- `conv`: two stride-2 convolutions (32, 64 filters), a dense layer of `hidden[0]` units, the
+  code; the decoder mirrors them with transposed convolutions. Any channel count; height and
+  width must be multiples of 4 (28x28, 32x32, ...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from tfvae.errors import ConfigError
+from tfvae.layers import DiagonalGaussian, PositiveScale
+
+CONV_FILTERS = (32, 64)
+
+
+def _check_image_shape(config, image_shape):
+    if len(image_shape) != 3:
+        raise ConfigError(f"images must be (height, width, channels), got {image_shape}")
+    h, w, _ = image_shape
+    if config.network == "conv" and (h % 4 or w % 4):
+        raise ConfigError(
+            f"--network conv needs image sides that are multiples of 4 (28x28, 32x32, ...), got {h}x{w}; "
+            "use --network mlp"
+        )
+
+
+def _encoder_head(config, features):
+    if config.variational:
+        loc, scale = DiagonalGaussian(config.latent_dim, config.min_scale, name="posterior")(features)
+        return {"loc": loc, "scale": scale}
+    activation = None if config.code_activation == "linear" else config.code_activation
+    return {"code": keras.layers.Dense(config.latent_dim, activation=activation, name="code")(features)}
+
+
+def build_encoder(config, image_shape) -> keras.Model:
+    _check_image_shape(config, image_shape)
+    x = keras.Input(tuple(image_shape), name="images")
+    h = x
+    if config.network == "mlp":
+        h = keras.layers.Flatten(name="flatten")(h)
+        for i, units in enumerate(config.hidden):
+            h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+    else:
+        for i, filters in enumerate(CONV_FILTERS):
+            h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=config.activation,
+                                    name=f"conv_{i}")(h)
+        h = keras.layers.Flatten(name="flatten")(h)
+        for i, units in enumerate(config.hidden):
+            h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+    return keras.Model(x, _encoder_head(config, h), name="encoder")
+
+
+def _pixel_head(config, h, image_shape, likelihood_keys):
+    """Dense heads for the MLP decoder: logits, or loc (sigmoid) and scale."""
+    size = math.prod(image_shape)
+    out = {}
+
+    def dense_image(name, activation=None):
+        y = keras.layers.Dense(size, activation=activation, name=f"{name}_dense")(h)
+        return keras.layers.Reshape(tuple(image_shape), name=name)(y)
+
+    if "logits" in likelihood_keys:
+        out["logits"] = dense_image("logits")
+    if "loc" in likelihood_keys:
+        out["loc"] = dense_image("loc", "sigmoid")
+    if "scale" in likelihood_keys:
+        out["scale"] = _scale_head(config, h, image_shape, dense_image)
+    return out
+
+
+def _scale_head(config, h, image_shape, per_pixel):
+    """A learned scale: one per image (a dense unit on `h`), or one per pixel (`per_pixel`)."""
+    if config.gaussian_variance == "image":
+        s = keras.layers.Dense(1, name="scale_dense")(h)
+        s = PositiveScale(config.min_scale, name="scale_positive")(s)
+        return keras.layers.Reshape((1, 1, 1), name="scale")(s)
+    raw = per_pixel("raw_scale")
+    return PositiveScale(config.min_scale, name="scale")(raw)
+
+
+def build_decoder(config, image_shape, likelihood_keys) -> keras.Model:
+    _check_image_shape(config, image_shape)
+    z = keras.Input((config.latent_dim,), name="z")
+    h = z
+    if config.network == "mlp":
+        for i, units in enumerate(reversed(config.hidden)):
+            h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+        return keras.Model(z, _pixel_head(config, h, image_shape, likelihood_keys), name="decoder")
+
+    height, width, channels = image_shape
+    for i, units in enumerate(config.hidden):
+        h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+    top = h
+    small = (height // 4, width // 4, CONV_FILTERS[-1])
+    h = keras.layers.Dense(math.prod(small), activation=config.activation, name="dense_grid")(h)
+    h = keras.layers.Reshape(small, name="grid")(h)
+    for i, filters in enumerate(reversed(CONV_FILTERS)):
+        h = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation=config.activation,
+                                         name=f"deconv_{i}")(h)
+
+    def conv_image(name, activation=None):
+        return keras.layers.Conv2DTranspose(channels, 3, strides=1, padding="same", activation=activation,
+                                            name=name)(h)
+
+    out = {}
+    if "logits" in likelihood_keys:
+        out["logits"] = conv_image("logits")
+    if "loc" in likelihood_keys:
+        out["loc"] = conv_image("loc", "sigmoid")
+    if "scale" in likelihood_keys:
+        out["scale"] = _scale_head(config, top, image_shape, conv_image)
+    return keras.Model(z, out, name="decoder")

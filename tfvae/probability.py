@@ -1,0 +1,81 @@
+"""Every probability in tfvae, as TensorFlow Probability distributions.
+
+- the approximate posterior q(z|x): a diagonal Gaussian (`diagonal_gaussian`);
+- the prior p(z) = N(0, I) (`standard_normal_prior`);
+- the likelihood p(x|z) of an image given the decoder's outputs (`Likelihood`): Bernoulli from
+  logits, or Gaussian with a learned per-pixel scale, a learned per-image scale, or a fixed one.
+
+Event dimensions are explicit: one latent vector or one whole image is one event.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+def diagonal_gaussian(loc, scale):
+    """q(z|x) = N(loc, diag(scale^2)), one event per row."""
+    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)
+
+
+def standard_normal_prior(latent_dim: int, dtype=tf.float32):
+    """p(z) = N(0, I) over `latent_dim` dimensions."""
+    zeros = tf.zeros([latent_dim], dtype=dtype)
+    return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), reinterpreted_batch_ndims=1)
+
+
+def kl_divergence(q, p):
+    """KL(q || p) in nats, in closed form (`tfd.kl_divergence` of two diagonal Gaussians)."""
+    return tfd.kl_divergence(q, p)
+
+
+def kl_per_dimension(q, p):
+    """KL(q_j || p_j) for every latent dimension j: shape (batch, latent_dim)."""
+    return tfd.kl_divergence(q.distribution, p.distribution)
+
+
+class Likelihood:
+    """p(x|z): maps the decoder's outputs to a distribution over whole images.
+
+    Args:
+      kind: "bernoulli" (decoder output `logits`) or "gaussian" (decoder outputs `loc` and,
+        unless the variance is fixed, `scale`).
+      variance: for "gaussian": "pixel" (a learned scale per pixel), "image" (one learned scale
+        per image) or "fixed" (`fixed_scale` everywhere).
+      fixed_scale: the standard deviation of the fixed-variance Gaussian.
+    """
+
+    def __init__(self, kind: str, variance: str = "pixel", fixed_scale: float = 0.1):
+        self.kind = kind
+        self.variance = variance
+        self.fixed_scale = float(fixed_scale)
+
+    @property
+    def output_keys(self) -> tuple:
+        if self.kind == "bernoulli":
+            return ("logits",)
+        return ("loc",) if self.variance == "fixed" else ("loc", "scale")
+
+    def distribution(self, outputs):
+        if self.kind == "bernoulli":
+            base = tfd.Bernoulli(logits=outputs["logits"], dtype=tf.float32)
+        else:
+            loc = outputs["loc"]
+            scale = outputs["scale"] if "scale" in outputs else tf.fill(tf.shape(loc), self.fixed_scale)
+            base = tfd.Normal(loc=loc, scale=scale)
+        return tfd.Independent(base, reinterpreted_batch_ndims=3)
+
+    def mean(self, outputs):
+        """Pixel means E[x|z]: sigmoid(logits) for Bernoulli, loc for Gaussian."""
+        if self.kind == "bernoulli":
+            return tf.sigmoid(outputs["logits"])
+        return outputs["loc"]
+
+    def reconstruction_loss(self, outputs, x):
+        """The autoencoders' loss per image: summed cross-entropy, or summed squared error."""
+        if self.kind == "bernoulli":
+            return -self.distribution(outputs).log_prob(x)
+        return tf.reduce_sum(tf.math.squared_difference(x, outputs["loc"]), axis=[1, 2, 3])

@@ -1,0 +1,222 @@
+"""The run directory: everything a training run leaves behind, written so nothing is ever half-written.
+
+  RUN/config.json      the Config, plus image_shape, class_names, tfvae_version
+  RUN/metrics.csv      one row per epoch (train and validation metrics, seconds, images/s)
+  RUN/checkpoints/     tf.train.CheckpointManager: model, optimizer, step, epoch
+  RUN/tb/              TensorBoard event files
+  RUN/images/          a PNG grid per epoch: prior samples (VAEs) or reconstructions (AEs)
+  RUN/model.keras      the final model
+
+Small files are replaced atomically (a temporary file in the same folder, fsync, rename);
+checkpoints are atomic by TensorFlow's own design (data files first, then the index file that
+names them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+from tfvae.config import Config, make_config
+from tfvae.errors import RunDirError
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tb"
+IMAGES = "images"
+MODEL = "model.keras"
+META_KEYS = ("image_shape", "class_names", "tfvae_version")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` so that readers see the old file or the new one, never a part."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; results are not
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _os_error(action: str, path: str, e: OSError) -> RunDirError:
+    reason = e.strerror or str(e)
+    return RunDirError(f"cannot {action} {path}: {reason}; choose a writable --out")
+
+
+class RunDir:
+    """A run directory on disk."""
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def config_path(self):
+        return self.file(CONFIG)
+
+    @property
+    def metrics_path(self):
+        return self.file(METRICS)
+
+    @property
+    def checkpoint_dir(self):
+        return self.file(CHECKPOINTS)
+
+    @property
+    def tensorboard_dir(self):
+        return self.file(TENSORBOARD)
+
+    @property
+    def images_dir(self):
+        return self.file(IMAGES)
+
+    @property
+    def model_path(self):
+        return self.file(MODEL)
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+    def is_run(self) -> bool:
+        return os.path.isfile(self.config_path)
+
+    # ------------------------------------------------------------------ config
+    def read(self):
+        """(Config, meta dict) from config.json."""
+        if not self.is_run():
+            if not os.path.exists(self.path):
+                raise RunDirError(f"{self.path} does not exist; give the directory a `tfvae fit --out` wrote")
+            raise RunDirError(f"{self.path} is not a tfvae run directory (it has no {CONFIG})")
+        try:
+            with open(self.config_path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RunDirError(f"{self.config_path} cannot be read ({e}); the run directory is damaged") from None
+        meta = {k: raw.pop(k) for k in META_KEYS if k in raw}
+        return make_config(raw, where=self.config_path), meta
+
+    def config_text(self, config: Config, meta: dict) -> str:
+        return json.dumps({**config.to_dict(), **meta}, indent=2, sort_keys=True) + "\n"
+
+    def write_config(self, config: Config, meta: dict) -> None:
+        atomic_write_text(self.config_path, self.config_text(config, meta))
+
+    # ------------------------------------------------------------------ creation
+    @staticmethod
+    def check_writable(path: str) -> None:
+        """Refuses an --out that cannot be created, before any work is done."""
+        path = os.path.abspath(path)
+        parent = path
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise RunDirError(f"cannot create {path}: {parent} is a file, not a directory; choose another --out")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise RunDirError(f"cannot create {path}: {parent} is not writable; choose a writable --out")
+
+    def create(self, config: Config, meta: dict, overwrite: bool = False) -> None:
+        """Creates the run directory with its config.json, atomically (built aside, then renamed).
+
+        With overwrite, an existing directory is replaced only once the new one is complete.
+        """
+        parent = os.path.dirname(self.path)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".new", dir=parent)
+        except OSError as e:
+            raise _os_error("create", self.path, e) from None
+        try:
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a run dir is not
+            with open(os.path.join(staging, CONFIG), "w", encoding="utf-8") as f:
+                f.write(self.config_text(config, meta))
+            if os.path.exists(self.path):
+                if not overwrite:
+                    raise RunDirError(f"{self.path} already exists; pass --resume or --overwrite")
+                trash = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".old", dir=parent)
+                os.replace(self.path, os.path.join(trash, "run"))
+                os.replace(staging, self.path)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(staging, self.path)
+        except OSError as e:
+            raise _os_error("create", self.path, e) from None
+        finally:
+            if os.path.exists(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+        for sub in (CHECKPOINTS, IMAGES):
+            os.makedirs(self.file(sub), exist_ok=True)
+
+    # ------------------------------------------------------------------ metrics
+    def read_metrics(self) -> list:
+        """metrics.csv as a list of dicts (numbers as floats); empty when there is none yet."""
+        if not os.path.isfile(self.metrics_path):
+            return []
+        with open(self.metrics_path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        out = []
+        for row in rows:
+            parsed = {}
+            for k, v in row.items():
+                try:
+                    parsed[k] = float(v) if v not in ("", None) else None
+                except ValueError:
+                    parsed[k] = v
+            out.append(parsed)
+        return out
+
+    def write_metrics(self, rows: list) -> None:
+        """Rewrites metrics.csv atomically (it is small: one row per epoch)."""
+        if not rows:
+            if os.path.exists(self.metrics_path):
+                os.remove(self.metrics_path)
+            return
+        columns = []
+        for row in rows:
+            for k in row:
+                if k not in columns:
+                    columns.append(k)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt(row.get(k)) for k in columns})
+        atomic_write_text(self.metrics_path, buf.getvalue())
+
+    def last_metrics(self) -> Optional[dict]:
+        rows = self.read_metrics()
+        return rows[-1] if rows else None
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.6g}"
+    return v

@@ -1,0 +1,63 @@
+"""Process-level set-up for the command line: TensorFlow imported without its start-up chatter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+
+_done = False
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow, TFP and Keras and initialises the devices with stderr captured.
+
+    TensorFlow's C++ start-up messages (oneDNN notes, "could not find cuda drivers", ...) are
+    printed before its log level applies. They are dropped unless the import fails, in which
+    case they are printed as they came. `TFVAE_VERBOSE=1` keeps them.
+    """
+    global _done
+    if _done:
+        return
+    _done = True
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("TFVAE_VERBOSE"):
+        import tensorflow  # noqa: F401
+        return
+    saved = os.dup(2)
+    captured = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    os.dup2(captured.fileno(), 2)
+    try:
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401
+        import keras  # noqa: F401
+
+        from tfvae.strategy import configure_devices
+
+        configure_devices()
+        tf.config.list_logical_devices()
+    except BaseException as e:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        from tfvae.errors import TfvaeError
+
+        if not isinstance(e, TfvaeError):  # a broken installation: show what TensorFlow said
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", "replace"))
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        captured.close()
+    for name in ("absl", "tensorflow", "tensorflow_datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+    tf.get_logger().setLevel(logging.ERROR)

@@ -1,0 +1,316 @@
+"""The training loop: a custom step under tf.function and tf.distribute, checkpointed and resumable.
+
+One training step (`_replica_step`) is a small pure function of (global batch, seed, KL weight):
+every replica draws the same noise for the whole global batch from the step's seed and takes its
+own slice of batch and noise, computes the loss scaled by the GLOBAL batch size, and the
+optimizer sums the replicas' gradients. So N replicas compute exactly the gradients of one.
+
+Steps run in chunks inside one tf.function (a tf.range loop), the gradient computation compiled
+with XLA where that helps, with the training images held in memory. The order of examples in an
+epoch and every random number are functions of (seed, epoch, step), so a run resumed from a
+checkpoint, mid-epoch or not, ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import images as img
+from tfvae.errors import ConfigError, TrainingError
+from tfvae.models import Autoencoder
+from tfvae.progress import Progress, format_metrics
+from tfvae.rundir import RunDir
+from tfvae.strategy import has_gpu, make_strategy
+
+EVAL_BATCH = 500
+GRID_SAMPLES = 64
+GRID_RECONSTRUCTIONS = 16
+SHOWN = {"loss", "kl", "elbo", "reconstruction", "iwae_bound"}
+
+
+def resolve_jit(config) -> bool:
+    """XLA for the training step: on for MLPs; for convolutions only on GPUs (on CPUs XLA made
+    the conv step many times slower)."""
+    if config.jit != "auto":
+        return config.jit == "on"
+    return config.network == "mlp" or has_gpu()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar, written with core TensorFlow (no tensorboard package needed)."""
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=metadata)
+
+
+def seeds_for(seed: int) -> dict:
+    """Independent stateless seeds for each use of randomness in a run."""
+    return {name: tf.constant([seed, i], tf.int64) for i, name in
+            enumerate(("data_order", "step_noise", "validation", "images"), start=1)}
+
+
+class Trainer:
+    """Trains an `Autoencoder` on `Splits` into a run directory.
+
+    Args:
+      config: the run's Config.
+      splits: the data (`tfvae.data.Splits`).
+      run: the RunDir checkpoints, metrics and images go to.
+      strategy: a tf.distribute strategy; from `config.strategy` when None.
+      progress: a Progress bar (stderr) or None for silence.
+    """
+
+    def __init__(self, config, splits, run: RunDir, strategy=None, progress: Optional[Progress] = None,
+                 log: Callable[[str], None] = lambda s: None):
+        self.config = config
+        self.splits = splits
+        self.run = run
+        self.progress = progress or Progress(enabled=False)
+        self.log = log
+        self.strategy = strategy or make_strategy(config.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.global_batch = config.batch_size
+        n = len(splits.train)
+        if self.global_batch % self.replicas:
+            raise ConfigError(
+                f"--batch-size {self.global_batch} does not split evenly over {self.replicas} replicas; "
+                f"use a multiple of {self.replicas}"
+            )
+        if n < self.global_batch:
+            raise ConfigError(
+                f"--batch-size {self.global_batch} is larger than the {n} training images; "
+                f"use --batch-size {n} or less"
+            )
+        self.steps_per_epoch = n // self.global_batch
+        self.jit = resolve_jit(config)
+        self.seeds = seeds_for(config.seed)
+        self.metric_names = None
+
+        keras.utils.set_random_seed(config.seed)  # the initial weights follow from the seed
+        with self.strategy.scope():
+            self.model = Autoencoder(config, splits.image_shape)
+            self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.metric_names = self.model.metric_names
+        # Partial sums of the current epoch's metrics, so a mid-epoch resume reports the same row.
+        self.epoch_sums = tf.Variable(tf.zeros([len(self.metric_names)], tf.float64), trainable=False,
+                                      name="epoch_sums")
+        self.epoch_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch_seconds")
+        self.checkpoint = tf.train.Checkpoint(
+            encoder=self.model.encoder, decoder=self.model.decoder, optimizer=self.optimizer,
+            step=self.step, epoch=self.epoch, epoch_sums=self.epoch_sums, epoch_seconds=self.epoch_seconds,
+        )
+        self.manager = tf.train.CheckpointManager(self.checkpoint, run.checkpoint_dir, max_to_keep=2,
+                                                  step_counter=self.step, checkpoint_name="ckpt")
+        device = "/GPU:0" if (has_gpu() and self.replicas == 1) else "/CPU:0"
+        with tf.device(device):
+            self.train_x = tf.identity(tf.convert_to_tensor(splits.train, tf.float32))
+        self.val_x = tf.convert_to_tensor(splits.validation, tf.float32)
+        self._grads_fn = tf.function(self._grads, jit_compile=self.jit)
+        self._train_chunk = tf.function(self._train_chunk_py)
+        self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
+        self._writer = None
+
+    # ------------------------------------------------------------------ the step
+    def kl_weight(self, step):
+        """beta, ramped up linearly over --kl-warmup epochs (VAE only)."""
+        cfg = self.config
+        if cfg.model != "vae":
+            return tf.constant(1.0)
+        if cfg.kl_warmup == 0:
+            return tf.constant(cfg.beta, tf.float32)
+        ramp_steps = float(cfg.kl_warmup * self.steps_per_epoch)
+        progress = tf.cast(step + 1, tf.float32) / ramp_steps
+        return cfg.beta * tf.minimum(1.0, progress)
+
+    def _grads(self, x, noise, kl_weight):
+        with tf.GradientTape() as tape:
+            loss, metrics = self.model.objective(x, noise, kl_weight)
+            scaled = tf.nn.compute_average_loss(loss, global_batch_size=self.global_batch)
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        return grads, {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
+
+    def _replica_step(self, x, seed, kl_weight):
+        noise = self.model.draw_noise(self.global_batch, seed)
+        if self.replicas > 1:  # this replica's slice of the global batch and of its noise
+            per = self.global_batch // self.replicas
+            start = tf.distribute.get_replica_context().replica_id_in_sync_group * per
+            x = x[start:start + per]
+            noise = {k: v[start:start + per] for k, v in noise.items()}
+        grads, sums = self._grads_fn(x, noise, kl_weight)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return sums
+
+    def _train_chunk_py(self, order, first, count):
+        """Runs `count` steps from step `first` of the epoch whose example order is `order`."""
+        b = self.global_batch
+        sums = {k: tf.constant(0.0) for k in self.metric_names}
+        done = tf.constant(0)
+        finite = tf.constant(True)
+        for i in tf.range(count):
+            s = first + i
+            x = tf.gather(self.train_x, order[s * b:(s + 1) * b])
+            seed = tf.random.experimental.stateless_fold_in(self.seeds["step_noise"], self.step)
+            per_replica = self.strategy.run(self._replica_step, args=(x, seed, self.kl_weight(self.step)))
+            step_sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            if not tf.math.is_finite(step_sums["loss"]):
+                finite = tf.constant(False)
+                break
+            self.step.assign_add(1)
+            sums = {k: sums[k] + step_sums[k] for k in self.metric_names}
+            done += 1
+        return sums, done, finite
+
+    def _eval_batch(self, x, seed):
+        noise = self.model.draw_noise(tf.shape(x)[0], seed)
+        noise.pop("binarize", None)  # evaluation sets are binarized once, with a fixed seed
+        _, metrics = self.model.objective(x, noise, self.config.beta if self.config.model == "vae" else 1.0)
+        return {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
+
+    def evaluate(self, x) -> dict:
+        """Mean metrics over images `x` with fixed noise (deterministic from epoch to epoch)."""
+        n = int(x.shape[0])
+        if n == 0:
+            return {}
+        totals = {k: 0.0 for k in self.metric_names}
+        for i, start in enumerate(range(0, n, EVAL_BATCH)):
+            seed = tf.random.experimental.stateless_fold_in(self.seeds["validation"], i)
+            sums = self._eval_fn(x[start:start + EVAL_BATCH], seed)
+            for k in totals:
+                totals[k] += float(sums[k])
+        return {k: v / n for k, v in totals.items()}
+
+    # ------------------------------------------------------------------ the loop
+    def order_for_epoch(self, epoch: int):
+        seed = tf.random.experimental.stateless_fold_in(self.seeds["data_order"], epoch)
+        return tf.argsort(tf.random.stateless_uniform([len(self.splits.train)], seed))
+
+    def restore(self) -> bool:
+        """Restores the latest checkpoint; False when there is none."""
+        path = self.manager.latest_checkpoint
+        if not path:
+            return False
+        self.checkpoint.restore(path).assert_existing_objects_matched()
+        self.optimizer.learning_rate.assign(self.config.learning_rate)
+        return True
+
+    def save_checkpoint(self) -> str:
+        return self.manager.save(checkpoint_number=self.step)
+
+    def steps_per_call(self) -> int:
+        if self.config.steps_per_call:
+            return self.config.steps_per_call
+        return max(1, min(100, math.ceil(self.steps_per_epoch / 20)))
+
+    def train(self) -> dict:
+        """Trains up to config.epochs; returns the last metrics row."""
+        cfg = self.config
+        rows = [r for r in self.run.read_metrics() if r.get("epoch", 0) <= int(self.epoch)]
+        self.run.write_metrics(rows)
+        chunk = self.steps_per_call()
+        while int(self.epoch) < cfg.epochs:
+            epoch = int(self.epoch)
+            order = self.order_for_epoch(epoch)
+            s = int(self.step) - epoch * self.steps_per_epoch  # > 0 when resuming mid-epoch
+            sums = dict(zip(self.metric_names, self.epoch_sums.numpy().tolist()))
+            seconds = float(self.epoch_seconds.numpy())
+            self.progress.start(f"epoch {epoch + 1}/{cfg.epochs}", self.steps_per_epoch)
+            while s < self.steps_per_epoch:
+                count = min(chunk, self.steps_per_epoch - s)
+                t0 = time.perf_counter()
+                chunk_sums, done, finite = self._train_chunk(order, tf.constant(s), tf.constant(count))
+                done = int(done)
+                seconds += time.perf_counter() - t0
+                for k in sums:
+                    sums[k] += float(chunk_sums[k])
+                s += done
+                if not bool(finite):
+                    self._stop_non_finite(epoch, s + 1)
+                self._show(s, sums, seconds)
+            self.epoch.assign(epoch + 1)
+            row = self._finish_epoch(epoch + 1, sums, seconds)
+            rows.append(row)
+            self.run.write_metrics(rows)  # metrics first: a crash before the checkpoint repeats the epoch
+            self.epoch_sums.assign(tf.zeros_like(self.epoch_sums))
+            self.epoch_seconds.assign(0.0)
+            self.save_checkpoint()
+        self.model.save(self.run.model_path)
+        if self._writer is not None:
+            self._writer.flush()
+        return rows[-1] if rows else {}
+
+    def _means(self, sums, steps):
+        n = max(1, steps * self.global_batch)
+        return {k: v / n for k, v in sums.items()}
+
+    def _show(self, steps, sums, seconds):
+        means = self._means(sums, steps)
+        rate = steps * self.global_batch / seconds if seconds > 0 else 0.0
+        shown = {k: v for k, v in means.items() if k in SHOWN}
+        self.progress.update(steps, format_metrics(shown), f"{rate:,.0f} img/s")
+
+    def _stop_non_finite(self, epoch, step):
+        last = self.manager.latest_checkpoint
+        kept = (f"the last good checkpoint ({os.path.basename(last)}, epoch {self._checkpoint_epoch(last)}) is kept"
+                if last else "no checkpoint had been written yet")
+        raise TrainingError(
+            f"training stopped: the loss became NaN or infinite at epoch {epoch + 1}, step {step}; {kept} "
+            f"in {self.run.checkpoint_dir}; lower --learning-rate (now {self.config.learning_rate:g}) and "
+            "--resume, or check the data"
+        )
+
+    @staticmethod
+    def _checkpoint_epoch(path):
+        reader = tf.train.load_checkpoint(path)
+        return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+    def _finish_epoch(self, epoch: int, sums: dict, seconds: float) -> dict:
+        steps = self.steps_per_epoch
+        train = self._means(sums, steps)
+        val = self.evaluate(self.val_x)
+        rate = steps * self.global_batch / seconds if seconds > 0 else 0.0
+        row = {"epoch": epoch, "step": int(self.step), "seconds": round(seconds, 3), "images_per_sec": round(rate, 1)}
+        row.update({k: v for k, v in train.items()})
+        row.update({f"val_{k}": v for k, v in val.items()})
+        if self.config.model == "vae":
+            row["kl_weight"] = float(self.kl_weight(self.step - 1))
+        shown = {k: v for k, v in train.items() if k in SHOWN}
+        if val:
+            shown.update({f"val_{k}": v for k, v in val.items() if k in ("loss", "elbo")})
+        self.progress.finish(steps, format_metrics(shown), f"{rate:,.0f} img/s")
+        self._summaries(epoch, train, val)
+        if epoch % self.config.image_every == 0 or epoch == self.config.epochs:
+            self.write_epoch_image(epoch)
+        return row
+
+    def _summaries(self, epoch, train, val):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.run.tensorboard_dir)
+        with self._writer.as_default(step=epoch):
+            for k, v in train.items():
+                write_scalar(f"train/{k}", v, epoch)
+            for k, v in val.items():
+                write_scalar(f"validation/{k}", v, epoch)
+
+    def epoch_image(self) -> np.ndarray:
+        """Prior samples (variational models) or originals above reconstructions (autoencoders)."""
+        if self.model.variational:
+            return img.grid(self.model.sample(GRID_SAMPLES, self.seeds["images"]).numpy())
+        source = self.splits.validation if len(self.splits.validation) else self.splits.test
+        x = tf.convert_to_tensor(source[:GRID_RECONSTRUCTIONS], tf.float32)
+        return img.rows_grid([x.numpy(), self.model.reconstruct(x).numpy()])
+
+    def write_epoch_image(self, epoch: int) -> str:
+        path = os.path.join(self.run.images_dir, f"epoch_{epoch:04d}.png")
+        img.write_png(path, self.epoch_image())
+        return path
