@@ -114,7 +114,7 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
         restored = trainer.restore()
         run.write_config(config, meta)
         bar.message(f"resuming {run.path} from "
-                    + (f"epoch {int(trainer.epoch)}, step {int(trainer.step)}" if restored else "the start"))
+                    + (f"epoch {int(trainer.epoch.numpy())}, step {int(trainer.step.numpy())}" if restored else "the start"))
     else:
         trainer = Trainer(config, splits, run, progress=bar)  # fails before anything is written
         run.create(config, meta, overwrite=overwrite)
@@ -123,7 +123,7 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
                     f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s), "
                     f"XLA {'on' if trainer.jit else 'off'} -> {run.path}")
     metrics = trainer.train()
-    bar.message(f"done: {run.path} ({int(trainer.epoch)} epochs)")
+    bar.message(f"done: {run.path} ({int(trainer.epoch.numpy())} epochs)")
     return FitResult(run.path, config, metrics)
 
 

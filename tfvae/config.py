@@ -42,8 +42,10 @@ MODEL_OPTIONS = {
     "gaussian_variance": VARIATIONAL,
 }
 
-# Fields that may change when a run is resumed: they do not change what is being trained.
-RUNTIME_FIELDS = frozenset({"epochs", "strategy", "jit", "data_dir", "image_every", "steps_per_call"})
+# Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
+RUNTIME_FIELDS = frozenset(
+    {"epochs", "learning_rate", "strategy", "jit", "data_dir", "image_every", "steps_per_call"}
+)
 
 
 def option_name(name: str) -> str:

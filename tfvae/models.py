@@ -105,7 +105,7 @@ class Autoencoder:
 
     def sample(self, n: int, seed, mean: bool = True):
         """n images from the prior: pixel means, or images sampled from p(x|z) when mean=False."""
-        seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int64), 2)
+        seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int32), 2)
         z = tf.random.stateless_normal([n, self.config.latent_dim], seeds[0])
         if mean:
             return self.decode_mean(z)

@@ -37,9 +37,12 @@ SHOWN = {"loss", "kl", "elbo", "reconstruction", "iwae_bound"}
 
 def resolve_jit(config) -> bool:
     """XLA for the training step: on for MLPs; for convolutions only on GPUs (on CPUs XLA made
-    the conv step many times slower)."""
+    the conv step many times slower); off for the contractive AE, whose Jacobian XLA spends
+    minutes constant-folding."""
     if config.jit != "auto":
         return config.jit == "on"
+    if config.model == "cae":
+        return False
     return config.network == "mlp" or has_gpu()
 
 
@@ -140,16 +143,43 @@ class Trainer:
         grads = tape.gradient(scaled, self.model.trainable_variables)
         return grads, {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
 
-    def _replica_step(self, x, seed, kl_weight):
+    def _replica_batch(self, x, seed):
+        """This replica's slice of the global batch and of the noise drawn for the whole of it."""
         noise = self.model.draw_noise(self.global_batch, seed)
-        if self.replicas > 1:  # this replica's slice of the global batch and of its noise
+        if self.replicas > 1:
             per = self.global_batch // self.replicas
             start = tf.distribute.get_replica_context().replica_id_in_sync_group * per
             x = x[start:start + per]
             noise = {k: v[start:start + per] for k, v in noise.items()}
+        return x, noise
+
+    def _replica_step(self, x, seed, kl_weight):
+        x, noise = self._replica_batch(x, seed)
         grads, sums = self._grads_fn(x, noise, kl_weight)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return sums
+
+    def gradients(self, x, seed):
+        """(loss, gradients) of one global batch, summed over the replicas; nothing is updated.
+
+        The loss is the mean over the global batch, as the optimizer sees it.
+        """
+        x = tf.convert_to_tensor(x, tf.float32)
+        seed = tf.convert_to_tensor(seed, tf.int64)
+
+        def replica_fn(x, seed):
+            x, noise = self._replica_batch(x, seed)
+            grads, sums = self._grads_fn(x, noise, self.kl_weight(self.step))
+            return sums["loss"] / self.global_batch, grads
+
+        @tf.function
+        def run(x, seed):
+            loss, grads = self.strategy.run(replica_fn, args=(x, seed))
+            reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+            return reduce(loss), [reduce(g) for g in grads]
+
+        loss, grads = run(x, seed)
+        return float(loss), [g.numpy() for g in grads]
 
     def _train_chunk_py(self, order, first, count):
         """Runs `count` steps from step `first` of the epoch whose example order is `order`."""
@@ -215,13 +245,13 @@ class Trainer:
     def train(self) -> dict:
         """Trains up to config.epochs; returns the last metrics row."""
         cfg = self.config
-        rows = [r for r in self.run.read_metrics() if r.get("epoch", 0) <= int(self.epoch)]
+        rows = [r for r in self.run.read_metrics() if r.get("epoch", 0) <= int(self.epoch.numpy())]
         self.run.write_metrics(rows)
         chunk = self.steps_per_call()
-        while int(self.epoch) < cfg.epochs:
-            epoch = int(self.epoch)
+        while int(self.epoch.numpy()) < cfg.epochs:
+            epoch = int(self.epoch.numpy())
             order = self.order_for_epoch(epoch)
-            s = int(self.step) - epoch * self.steps_per_epoch  # > 0 when resuming mid-epoch
+            s = int(self.step.numpy()) - epoch * self.steps_per_epoch  # > 0 when resuming mid-epoch
             sums = dict(zip(self.metric_names, self.epoch_sums.numpy().tolist()))
             seconds = float(self.epoch_seconds.numpy())
             self.progress.start(f"epoch {epoch + 1}/{cfg.epochs}", self.steps_per_epoch)
@@ -279,7 +309,7 @@ class Trainer:
         train = self._means(sums, steps)
         val = self.evaluate(self.val_x)
         rate = steps * self.global_batch / seconds if seconds > 0 else 0.0
-        row = {"epoch": epoch, "step": int(self.step), "seconds": round(seconds, 3), "images_per_sec": round(rate, 1)}
+        row = {"epoch": epoch, "step": int(self.step.numpy()), "seconds": round(seconds, 3), "images_per_sec": round(rate, 1)}
         row.update({k: v for k, v in train.items()})
         row.update({f"val_{k}": v for k, v in val.items()})
         if self.config.model == "vae":

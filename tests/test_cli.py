@@ -1,0 +1,207 @@
+"""The command line end to end: every model trains; every bad input is one clear line."""
+
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfvae.cli.main import main
+from tfvae.rundir import RunDir
+
+from conftest import ROOT
+
+SMALL_ARGS = ["--hidden", "32", "--latent-dim", "4", "--batch-size", "64", "--epochs", "1", "-q"]
+
+
+def run_cli(capsys, *args):
+    """Runs `tfvae ARGS` in this process: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(map(str, args)))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def one_error_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert lines[0].startswith("Error: ") and "Traceback" not in err
+    return lines[0]
+
+
+MODEL_ARGS = {
+    "ae": [],
+    "sae": ["--l1", "0.05"],
+    "dae": ["--noise", "masking", "--noise-level", "0.3"],
+    "cae": ["--contractive", "0.1", "--code-activation", "sigmoid"],
+    "vae": ["--beta", "1.0", "--kl-warmup", "1", "--mc-samples", "2"],
+    "iwae": ["--iw-samples", "4"],
+}
+
+
+@pytest.mark.parametrize("model", list(MODEL_ARGS))
+def test_every_model_trains_from_the_command_line(capsys, tmp_path, bars_npz, model):
+    out = tmp_path / model
+    code, stdout, err = run_cli(capsys, "fit", "--dataset", bars_npz, "--model", model, "--out", out,
+                                *SMALL_ARGS, *MODEL_ARGS[model])
+    assert code == 0, err
+    assert stdout.strip() == str(out)
+    run = RunDir(str(out))
+    row = run.last_metrics()
+    assert row["epoch"] == 1 and np.isfinite(row["loss"]) and np.isfinite(row["val_loss"])
+    assert os.path.isfile(run.model_path) and os.listdir(run.images_dir)
+    code, stdout, _ = run_cli(capsys, "info", out)
+    assert code == 0 and f"model                {model}" in stdout and "last epoch (1)" in stdout
+
+
+@pytest.mark.parametrize("model,likelihood", [("vae", "gaussian"), ("ae", "bernoulli")])
+def test_conv_network_trains(capsys, tmp_path, bars_npz, model, likelihood):
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-m", model, "--network", "conv", "--likelihood",
+                           likelihood, "-o", tmp_path / "c", "--hidden", "32", "-z", "4", "-b", "64", "-e", "1", "-q")
+    assert code == 0, err
+    assert RunDir(str(tmp_path / "c")).last_metrics()["epoch"] == 1
+
+
+def test_conv_handles_32x32_color_images(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "c.npz", x_train=x[:160], x_test=x[160:])
+    code, _, err = run_cli(capsys, "fit", "-d", f"npz:{tmp_path / 'c.npz'}", "--network", "conv", "-o",
+                           tmp_path / "r", "--hidden", "16", "-z", "3", "-b", "32", "-e", "1", "-q")
+    assert code == 0, err
+    import tfvae
+
+    assert tfvae.load(str(tmp_path / "r")).sample(2).shape == (2, 32, 32, 3)
+
+
+def test_progress_bar_and_info_json(capsys, tmp_path, bars_npz):
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-o", tmp_path / "p", "--hidden", "32", "-z", "4",
+                           "-b", "64", "-e", "2")
+    assert code == 0
+    assert "epoch 1/2 [" in err and "epoch 2/2 [" in err and "img/s" in err and "elbo" in err
+    code, stdout, _ = run_cli(capsys, "info", tmp_path / "p", "--json")
+    info = json.loads(stdout)
+    assert info["epochs_done"] == 2 and info["config"]["latent_dim"] == 4 and "val_elbo" in info["last_metrics"]
+
+
+# ------------------------------------------------------------------------------------ bad input
+def _idx_dir(tmp_path, corrupt=None):
+    from test_data import make_idx_dir
+
+    d = tmp_path / "idx"
+    d.mkdir()
+    make_idx_dir(d, n_train=80, n_test=20)
+    path = d / "train-images-idx3-ubyte.gz"
+    if corrupt == "gzip":
+        path.write_bytes(path.read_bytes()[:200])
+    elif corrupt == "truncated":
+        path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-64]))
+    elif corrupt == "missing":
+        os.remove(d / "t10k-images-idx3-ubyte.gz")
+    return f"idx:{d}"
+
+
+def _npz(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8)).astype(np.float32)
+    path = tmp_path / f"{kind}.npz"
+    if kind == "nan":
+        x[5, 3, 3] = np.inf
+        np.savez(path, x_train=x[:30], x_test=x[30:])
+    elif kind == "nokey":
+        np.savez(path, train=x)
+    elif kind == "corrupt":
+        np.savez(path, x_train=x[:30], x_test=x[30:])
+        path.write_bytes(path.read_bytes()[:300])
+    return f"npz:{path}"
+
+
+def _folder(tmp_path):
+    from tfvae.images import write_png
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    write_png(str(d / "a.png"), np.zeros((8, 8, 1), np.uint8))
+    write_png(str(d / "b.png"), np.zeros((9, 8, 1), np.uint8))
+    return f"folder:{d}"
+
+
+BAD_INPUTS = {
+    "unknown dataset": (lambda t: ["-d", "no_such_dataset_xyz", "--data-dir", str(t / "tfds")],
+                        "unknown dataset 'no_such_dataset_xyz'"),
+    "unknown model": (lambda t: ["-d", "mnist", "--model", "gan"], "Invalid value for '--model'"),
+    "unreachable download": (lambda t: ["-d", "mnist", "--data-dir", str(t / "tfds")],
+                             "network is unreachable.*idx:DIR"),
+    "missing idx": (lambda t: ["-d", f"idx:{t / 'nowhere'}"], "no such directory"),
+    "missing idx test file": (lambda t: ["-d", _idx_dir(t, "missing")], "no test images file"),
+    "corrupt idx": (lambda t: ["-d", _idx_dir(t, "gzip")], "corrupt or truncated gzip"),
+    "truncated idx": (lambda t: ["-d", _idx_dir(t, "truncated")], "is truncated"),
+    "npz without arrays": (lambda t: ["-d", _npz(t, "nokey")], "no x_train or x_test array"),
+    "corrupt npz": (lambda t: ["-d", _npz(t, "corrupt")], "corrupt or truncated"),
+    "NaN in data": (lambda t: ["-d", _npz(t, "nan")], "NaN or infinite"),
+    "mismatched sizes": (lambda t: ["-d", _folder(t)], "mismatched sizes"),
+    "zero latent dim": (lambda t: ["-d", "mnist", "--latent-dim", "0"], "--latent-dim must be an integer > 0"),
+    "zero epochs": (lambda t: ["-d", "mnist", "--epochs", "0"], "--epochs must be an integer > 0"),
+    "negative batch": (lambda t: ["-d", "mnist", "--batch-size", "-5"], "--batch-size must be an integer > 0"),
+    "bad hidden": (lambda t: ["-d", "mnist", "--hidden", "400,0"], "--hidden must be positive layer sizes"),
+    "option of another model": (lambda t: ["-d", "mnist", "--model", "vae", "--l1", "0.1"],
+                                "--l1 applies to --model sae"),
+    "unwritable output": (lambda t: ["-d", "mnist", "--out", str(t / "afile" / "run")], "is a file, not a directory"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_clear_line_and_writes_nothing(capsys, tmp_path, case):
+    (tmp_path / "afile").write_text("x")
+    args, message = BAD_INPUTS[case]
+    out = tmp_path / "run"
+    argv = ["fit", *args(tmp_path)]
+    if "--out" not in argv:
+        argv += ["--out", str(out)]
+    code, stdout, err = run_cli(capsys, *argv, "-q")
+    assert code != 0
+    line = one_error_line(err)
+    assert re.search(message, line), line
+    assert not out.exists(), "nothing may be written for bad input"
+
+
+def test_existing_run_dir_needs_resume_or_overwrite(capsys, tmp_path, bars_npz):
+    out = tmp_path / "r"
+    assert run_cli(capsys, "fit", "-d", bars_npz, "-o", out, *SMALL_ARGS)[0] == 0
+    before = sorted(os.listdir(out))
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-o", out, *SMALL_ARGS)
+    assert code != 0 and "already exists; pass --resume to continue it or --overwrite" in one_error_line(err)
+    assert sorted(os.listdir(out)) == before
+    # --resume with another configuration
+    code, _, err = run_cli(capsys, "fit", "-o", out, "--resume", "--latent-dim", "6", "-q")
+    assert code != 0 and "trained with --latent-dim 4, not 6" in one_error_line(err)
+    # --overwrite replaces it
+    code, _, _ = run_cli(capsys, "fit", "-d", bars_npz, "-o", out, *SMALL_ARGS, "--overwrite", "--seed", "5")
+    assert code == 0 and RunDir(str(out)).read()[0].seed == 5
+    # --resume of a finished run with more epochs continues
+    code, _, err = run_cli(capsys, "fit", "-o", out, "--resume", "--epochs", "2", "-q")
+    assert code == 0, err
+    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2]
+
+
+def test_console_entry_point_prints_one_line_for_bad_input(tmp_path):
+    """The real process: TensorFlow's start-up chatter must not bury the error line."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    exe = shutil.which("tfvae")
+    cmd = [exe] if exe else [sys.executable, "-m", "tfvae"]
+    proc = subprocess.run([*cmd, "fit", "-d", f"npz:{tmp_path / 'none.npz'}", "-o", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert one_error_line(proc.stderr) == f"Error: npz:{tmp_path / 'none.npz'}: no such file; give an .npz " \
+                                          "holding x_train and x_test arrays"
+    proc = subprocess.run([*cmd, "fit", "-d", "mnist", "-o", str(tmp_path / "r"), "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "network is unreachable" in one_error_line(proc.stderr)
+    proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0 and "fit" in proc.stdout and "info" in proc.stdout

@@ -1,0 +1,189 @@
+"""Data sources: IDX, npz, image folders, TFDS (mocked and offline), splits and binarization."""
+
+import gzip
+import os
+import time
+
+import numpy as np
+import pytest
+
+from tfvae.data import load_source, prepare, parse_source
+from tfvae.data.idx import read_idx
+from tfvae.errors import DataError, NetworkError
+
+
+def write_idx(path, array, compress=False):
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.tobytes()
+    if compress:
+        data = gzip.compress(data)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_idx_dir(root, n_train=20, n_test=10, compress=True, labels=True):
+    rng = np.random.default_rng(0)
+    ext = ".gz" if compress else ""
+    x_train = rng.integers(0, 256, (n_train, 8, 8))
+    x_test = rng.integers(0, 256, (n_test, 8, 8))
+    write_idx(os.path.join(root, f"train-images-idx3-ubyte{ext}"), x_train, compress)
+    write_idx(os.path.join(root, f"t10k-images-idx3-ubyte{ext}"), x_test, compress)
+    if labels:
+        write_idx(os.path.join(root, f"train-labels-idx1-ubyte{ext}"), rng.integers(0, 10, n_train), compress)
+        write_idx(os.path.join(root, f"t10k-labels-idx1-ubyte{ext}"), rng.integers(0, 10, n_test), compress)
+    return x_train, x_test
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_dir_round_trip(tmp_path, compress):
+    x_train, x_test = make_idx_dir(tmp_path, compress=compress)
+    data = load_source(f"idx:{tmp_path}")
+    assert data.x_train.shape == (20, 8, 8, 1) and data.x_test.shape == (10, 8, 8, 1)
+    np.testing.assert_allclose(data.x_train[..., 0], x_train / 255.0, atol=1e-7)
+    assert data.y_train.shape == (20,) and data.y_train.dtype == np.int64
+
+
+def test_idx_without_labels_has_none(tmp_path):
+    make_idx_dir(tmp_path, labels=False)
+    data = load_source(f"idx:{tmp_path}")
+    assert data.y_train is None and data.y_test is None
+
+
+def test_idx_errors_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match="no such directory"):
+        load_source(f"idx:{tmp_path / 'nope'}")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no train images file"):
+        load_source(f"idx:{tmp_path / 'empty'}")
+
+    make_idx_dir(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # truncated gzip stream
+    with pytest.raises(DataError, match="corrupt or truncated gzip"):
+        load_source(f"idx:{tmp_path}")
+
+    raw = gzip.decompress(good)
+    path.write_bytes(gzip.compress(raw[:-10]))  # valid gzip, truncated IDX payload
+    with pytest.raises(DataError, match="truncated: its header promises"):
+        read_idx(str(path))
+    path.write_bytes(gzip.compress(b"\x12\x34" + raw[2:]))
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(str(path))
+
+
+def test_real_fashion_mnist_files(fashion_mnist):
+    data = load_source(f"idx:{fashion_mnist}")
+    assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
+    assert data.x_train.dtype == np.float32 and 0.0 == data.x_train.min() and data.x_train.max() == 1.0
+    assert sorted(np.unique(data.y_train)) == list(range(10))
+    assert np.bincount(data.y_test).tolist() == [1000] * 10
+
+
+def test_npz_source_and_its_errors(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (30, 8, 8, 3), dtype=np.uint8)
+    np.savez(tmp_path / "ok.npz", x_train=x[:20], x_test=x[20:], y_train=np.arange(20), y_test=np.arange(10))
+    data = load_source(f"npz:{tmp_path / 'ok.npz'}")
+    assert data.x_train.shape == (20, 8, 8, 3) and data.y_test.tolist() == list(range(10))
+
+    np.savez(tmp_path / "nokey.npz", x_train=x)
+    with pytest.raises(DataError, match="no x_test array"):
+        load_source(f"npz:{tmp_path / 'nokey.npz'}")
+    (tmp_path / "bad.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:100])
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        load_source(f"npz:{tmp_path / 'bad.npz'}")
+    f = x[:20].astype(np.float32) / 255
+    f[3, 2, 2, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", x_train=f, x_test=x[20:] / 255.0)
+    with pytest.raises(DataError, match="NaN or infinite"):
+        load_source(f"npz:{tmp_path / 'nan.npz'}")
+    np.savez(tmp_path / "range.npz", x_train=x[:20].astype(np.float32), x_test=x[20:].astype(np.float32))
+    with pytest.raises(DataError, match=r"must lie in \[0, 1\].*divide by 255"):
+        load_source(f"npz:{tmp_path / 'range.npz'}")
+    np.savez(tmp_path / "sizes.npz", x_train=x[:20], x_test=x[20:, :4])
+    with pytest.raises(DataError, match="one image size"):
+        load_source(f"npz:{tmp_path / 'sizes.npz'}")
+    with pytest.raises(DataError, match="no such file"):
+        load_source(f"npz:{tmp_path / 'missing.npz'}")
+
+
+def _png(path, array):
+    from tfvae.images import write_png
+
+    write_png(str(path), array)
+
+
+def test_folder_source_with_class_subfolders(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            _png(tmp_path / cls / f"{i}.png", rng.integers(0, 256, (12, 12, 1), dtype=np.uint8))
+    data = load_source(f"folder:{tmp_path}", seed=0)
+    assert data.x_train.shape[1:] == (12, 12, 1)
+    assert len(data.x_train) + len(data.x_test) == 12
+    assert data.class_names == ["cats", "dogs"]
+    assert set(np.concatenate([data.y_train, data.y_test]).tolist()) == {0, 1}
+
+
+def test_folder_source_refuses_mismatched_sizes(tmp_path):
+    _png(tmp_path / "a.png", np.zeros((12, 12, 1), np.uint8))
+    _png(tmp_path / "b.png", np.zeros((10, 12, 1), np.uint8))
+    _png(tmp_path / "c.png", np.zeros((12, 12, 1), np.uint8))
+    with pytest.raises(DataError, match="mismatched sizes"):
+        load_source(f"folder:{tmp_path}")
+
+
+def test_unknown_source_kind():
+    with pytest.raises(DataError, match="unknown dataset source"):
+        parse_source("csv:/tmp/x")
+    assert parse_source("mnist") == ("tfds", "mnist")
+    assert parse_source("idx:/d") == ("idx", "/d")
+
+
+def test_prepare_splits_are_seeded_and_binarized(tmp_path):
+    x, _ = make_idx_dir(tmp_path, n_train=100)
+    data = load_source(f"idx:{tmp_path}")
+    a = prepare(data, binarization="dynamic", validation_split=0.2, seed=3)
+    b = prepare(data, binarization="dynamic", validation_split=0.2, seed=3)
+    c = prepare(data, binarization="dynamic", validation_split=0.2, seed=4)
+    assert len(a.train) == 80 and len(a.validation) == 20
+    np.testing.assert_array_equal(a.validation, b.validation)
+    assert not np.array_equal(a.train, c.train)
+    assert set(np.unique(a.validation)) <= {0.0, 1.0} and set(np.unique(a.test)) <= {0.0, 1.0}
+    assert len(np.unique(a.train)) > 2  # dynamic: training images stay grey, binarized per batch
+    s = prepare(data, binarization="static", validation_split=0.2, seed=3)
+    assert set(np.unique(s.train)) <= {0.0, 1.0}
+    m = prepare(data, binarization="none", validation_split=0.0, seed=3, max_train_examples=7)
+    assert len(m.train) == 7 and len(m.validation) == 0
+
+
+def test_tfds_path_with_mock_data(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    import tfvae.data.tfds_source as source
+
+    # mock_data replaces the download and the files; only the reachability probe is left to stub.
+    monkeypatch.setattr(source, "network_reachable", lambda timeout=3.0: True)
+    with tfds.testing.mock_data(num_examples=40):
+        data = load_source("mnist")
+    assert data.x_train.shape == (40, 28, 28, 1) and data.x_test.shape == (40, 28, 28, 1)
+    assert data.y_train is not None and data.class_names is not None and len(data.class_names) == 10
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+
+
+def test_tfds_download_offline_fails_fast_with_the_offline_sources(tmp_path):
+    from tfvae.data.tfds_source import network_reachable
+
+    if network_reachable():
+        pytest.skip("the network is reachable here: the offline error cannot be produced")
+    t0 = time.time()
+    with pytest.raises(NetworkError, match="network is unreachable.*idx:DIR.*npz:FILE.*folder:DIR"):
+        load_source("mnist", data_dir=str(tmp_path))
+    assert time.time() - t0 < 20
+
+
+def test_unknown_tfds_name(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'no_such_dataset_xyz'"):
+        load_source("no_such_dataset_xyz", data_dir=str(tmp_path))

@@ -1,0 +1,163 @@
+"""The trainer: replicas agree with one device, resume equals uninterrupted, NaN stops cleanly."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae.errors import RunDirError, TrainingError
+from tfvae.rundir import RunDir
+
+from conftest import ROOT, SMALL
+
+
+def _weights(run_dir):
+    model = tfvae.load(run_dir)
+    return [w.numpy() for w in model.keras_model.weights]
+
+
+def test_run_directory_contents(bars_npz, tmp_path):
+    out = tmp_path / "run"
+    result = tfvae.fit(bars_npz, out=str(out), progress=False, **{**SMALL, "epochs": 2})
+    run = RunDir(str(out))
+    config, meta = run.read()
+    assert config.epochs == 2 and meta["image_shape"] == [28, 28, 1]
+    rows = run.read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in ("loss", "log_px_z", "kl", "elbo", "val_elbo", "images_per_sec"):
+        assert key in rows[-1]
+    assert rows[-1]["elbo"] == pytest.approx(rows[-1]["log_px_z"] - rows[-1]["kl"], rel=1e-4)
+    assert os.path.isfile(run.model_path)
+    assert sorted(os.listdir(run.images_dir)) == ["epoch_0001.png", "epoch_0002.png"]
+    with open(os.path.join(run.images_dir, "epoch_0002.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    import tensorflow as tf
+
+    ckpt = tf.train.latest_checkpoint(run.checkpoint_dir)
+    names = [n for n, _ in tf.train.list_variables(ckpt)]
+    for part in ("optimizer", "step", "epoch"):
+        assert any(n.startswith(part) for n in names), part
+    # the checkpoint holds the model: without model.keras, load() restores it to the same weights
+    final = _weights(str(out))
+    os.remove(run.model_path)
+    for a, b in zip(_weights(str(out)), final):
+        np.testing.assert_array_equal(a, b)
+    events = [e for f in os.listdir(run.tensorboard_dir)
+              for e in tf.compat.v1.train.summary_iterator(os.path.join(run.tensorboard_dir, f))]
+    tags = {v.tag for e in events for v in e.summary.value}
+    assert {"train/elbo", "validation/elbo"} <= tags
+    assert result.metrics["epoch"] == 2
+
+
+def test_resumed_run_ends_with_the_same_weights(bars_npz, tmp_path):
+    opts = dict(SMALL, model="vae", epochs=3, seed=11)
+    tfvae.fit(bars_npz, out=str(tmp_path / "straight"), progress=False, **opts)
+    tfvae.fit(bars_npz, out=str(tmp_path / "resumed"), progress=False, **{**opts, "epochs": 1})
+    tfvae.fit(out=str(tmp_path / "resumed"), resume=True, progress=False, epochs=3)
+    a, b = _weights(str(tmp_path / "straight")), _weights(str(tmp_path / "resumed"))
+    assert len(a) == len(b) > 0
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    rows = RunDir(str(tmp_path / "resumed")).read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    straight = RunDir(str(tmp_path / "straight")).read_metrics()
+    assert rows[-1]["loss"] == pytest.approx(straight[-1]["loss"], rel=1e-6)
+
+
+def test_resume_refuses_another_configuration(bars_npz, tmp_path):
+    tfvae.fit(bars_npz, out=str(tmp_path / "r"), progress=False, **SMALL)
+    with pytest.raises(RunDirError, match="--latent-dim 4, not 8"):
+        tfvae.fit(out=str(tmp_path / "r"), resume=True, progress=False, latent_dim=8)
+
+
+def test_nan_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(bars_npz, tmp_path):
+    import tensorflow as tf
+
+    out = str(tmp_path / "nan")
+    tfvae.fit(bars_npz, out=out, progress=False, **SMALL)
+    run = RunDir(out)
+    good = tf.train.latest_checkpoint(run.checkpoint_dir)
+    with pytest.raises(TrainingError, match=r"NaN or infinite at epoch 2, step \d+; the last good checkpoint "
+                                            r"\(ckpt-\d+, epoch 1\) is kept"):
+        tfvae.fit(out=out, resume=True, progress=False, epochs=2, learning_rate=1e30)
+    assert tf.train.latest_checkpoint(run.checkpoint_dir) == good
+    assert [r["epoch"] for r in run.read_metrics()] == [1]
+
+
+DISTRIBUTED = textwrap.dedent("""
+    import json, os, sys
+    os.environ["TFVAE_CPU_DEVICES"] = "2"
+    sys.path.insert(0, {root!r})
+    import numpy as np
+    from tfvae.config import make_config
+    from tfvae.data import ImageData, prepare
+    from tfvae.rundir import RunDir
+    from tfvae.strategy import make_strategy
+    from tfvae.training import Trainer
+    sys.path.insert(0, {tests!r})
+    from conftest import make_bars
+
+    x, y = make_bars(300, seed=5)
+    splits = prepare(ImageData(x / 255.0, y, x[:50] / 255.0, y[:50]), binarization="dynamic",
+                     validation_split=0.1, seed=0)
+    out = {{}}
+    for name in ("default", "mirrored"):
+        cfg = make_config(dict(model={model!r}, hidden="32", latent_dim=4, batch_size=64, seed=3,
+                               strategy=name, mc_samples=2))
+        t = Trainer(cfg, splits, RunDir(os.path.join({tmp!r}, name)), strategy=make_strategy(name))
+        if name == "default":
+            start = [v.numpy() for v in t.model.trainable_variables]
+        else:  # the same starting point, whatever the initialisers did
+            for v, value in zip(t.model.trainable_variables, start):
+                v.assign(value)
+        loss, grads = t.gradients(splits.train[:64], [7, 7])
+        order = t.order_for_epoch(0)
+        import tensorflow as tf
+        sums, done, finite = t._train_chunk(order, tf.constant(0), tf.constant(3))
+        out[name] = dict(replicas=t.replicas, loss=loss, grads=[g.ravel().tolist() for g in grads],
+                         chunk_loss=float(sums["loss"]),
+                         weights=[w.numpy().ravel().tolist() for w in t.model.trainable_variables])
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("model", ["vae", "dae"])
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, model):
+    script = DISTRIBUTED.format(root=ROOT, tests=os.path.join(ROOT, "tests"), tmp=str(tmp_path), model=model)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    one, two = out["default"], out["mirrored"]
+    assert one["replicas"] == 1 and two["replicas"] == 2
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
+    for g1, g2 in zip(one["grads"], two["grads"]):
+        np.testing.assert_allclose(g2, g1, rtol=1e-4, atol=2e-6)
+    assert two["chunk_loss"] == pytest.approx(one["chunk_loss"], rel=1e-5)
+    for w1, w2 in zip(one["weights"], two["weights"]):  # after 3 optimizer steps
+        np.testing.assert_allclose(w2, w1, rtol=1e-4, atol=1e-5)
+
+
+def test_python_api_mirrors_the_cli(bars_npz, tmp_path):
+    result = tfvae.fit(bars_npz, out=str(tmp_path / "api"), progress=False, **SMALL)
+    model = result.load()
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    z = model.encode(x)
+    assert z.shape == (3, 4)
+    assert model.decode(z).shape == (3, 28, 28, 1)
+    r = model.reconstruct(x)
+    assert r.shape == (3, 28, 28, 1) and 0 <= r.min() and r.max() <= 1
+    s = model.sample(5, seed=1)
+    np.testing.assert_array_equal(s, model.sample(5, seed=1))
+    assert not np.array_equal(s, model.sample(5, seed=2))
+    binary = model.sample(4, seed=1, mean=False)
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    q = model.posterior(x)
+    np.testing.assert_allclose(q.mean().numpy(), z, rtol=1e-6)
+    # a loaded model reproduces the trained one's outputs
+    np.testing.assert_allclose(tfvae.load(result.run_dir).reconstruct(x), r, rtol=1e-6)

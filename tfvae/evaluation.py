@@ -1,0 +1,143 @@
+"""Evaluation on held-out images: reconstruction, ELBO terms, and the importance-sampled log p(x).
+
+For variational models, log p(x) is estimated the way papers report it (Burda et al., 2016):
+
+    log p(x) ~ log (1/k) sum_i p(x, z_i) / q(z_i | x),   z_i ~ q(z|x),
+
+batched over images and over samples, combined with log-sum-exp chunk by chunk, so memory is
+bounded by (batch x chunk), never by k. Every random number is seeded: the same seed gives the
+same number, whatever the chunk size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfvae import objectives
+
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Cov_x(E_q[z_j]) > 0.01
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
+    """Mean per-image reconstruction / ELBO terms over images x (no training-time corruption).
+
+    Variational models: log_px_z = E_q[log p(x|z)] (with `samples` draws), kl, elbo.
+    Autoencoders: reconstruction (the loss of the model's likelihood).
+    """
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    totals: dict = {}
+
+    @tf.function(reduce_retracing=True)
+    def step(xb, s):
+        if model.variational:
+            eps = tf.random.stateless_normal([tf.shape(xb)[0], samples, model.config.latent_dim], s)
+            terms = objectives.elbo(model.encoder, model.decoder, model.likelihood, xb, eps)
+            return {"log_px_z": terms["log_px_z"], "kl": terms["kl"], "elbo": terms["elbo"],
+                    "kl_per_dim": terms["kl_per_dim"]}
+        code = model.encode(xb)
+        return {"reconstruction": model.likelihood.reconstruction_loss(model.decoder(code), xb)}
+
+    for i, (a, b) in enumerate(_batches(n, batch_size)):
+        out = step(tf.constant(x[a:b]), tf.constant([seed, i], tf.int64))
+        for k, v in out.items():
+            totals[k] = totals.get(k, 0.0) + np.sum(v.numpy().astype(np.float64), axis=0)
+    return {k: (v / n) for k, v in totals.items()}
+
+
+SAMPLE_BLOCK = 100  # importance samples are drawn in blocks of this many, each with its own seed
+
+
+def _sample_noise(image_ids, first_block, n_blocks: int, latent: int, seed: int):
+    """eps of shape (images, n_blocks * SAMPLE_BLOCK, latent).
+
+    Block b of image j is N(0, I) noise seeded by (seed, j * 10^6 + b) alone, so sample i of image j
+    is the same whatever the batch size and the chunk size.
+    """
+    seed = tf.cast(seed, tf.int64)
+    first_block = tf.cast(first_block, tf.int64)
+
+    def per_image(j):
+        j = tf.cast(j, tf.int64)
+        blocks = [tf.random.stateless_normal([SAMPLE_BLOCK, latent], tf.stack([seed, j * 1_000_000 + first_block + b]))
+                  for b in range(n_blocks)]
+        return tf.concat(blocks, axis=0)
+
+    return tf.map_fn(per_image, image_ids,
+                     fn_output_signature=tf.TensorSpec([n_blocks * SAMPLE_BLOCK, latent], tf.float32))
+
+
+def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = 100, chunk: int = 500,
+                   progress=None, jit: Optional[bool] = None, first_index: int = 0) -> np.ndarray:
+    """Importance-sampled log p(x) per image (nats), with k samples from q(z|x).
+
+    Args:
+      model: a variational `Autoencoder`.
+      x: images (count, height, width, channels) in [0, 1], binarized already if the model's data is.
+      k: importance samples per image.
+      seed: the seed. Sample i of image j depends only on (seed, first_index + j, i): the estimate
+        does not depend on batch_size or chunk.
+      batch_size: images per batch; chunk: samples per step, rounded up to a multiple of
+        SAMPLE_BLOCK. Memory grows with batch_size * chunk, not with k.
+      progress: a `Progress` to report images done.
+      jit: compile the chunk computation with XLA.
+    """
+    if not model.variational:
+        raise ValueError("log p(x) by importance sampling needs a variational model (vae, iwae)")
+    if not 1 <= k <= 10**8:
+        raise ValueError(f"k must be between 1 and 10^8 importance samples, got {k}")
+    x = np.asarray(x, np.float32)
+    n = len(x)
+    latent = model.config.latent_dim
+    n_blocks = max(1, math.ceil(min(chunk, k) / SAMPLE_BLOCK))
+    total_blocks = math.ceil(k / SAMPLE_BLOCK)
+
+    def log_sum_w(xb, eps):
+        log_w, _, _ = objectives.log_importance_weights(model.encoder, model.decoder, model.likelihood, xb, eps,
+                                                        training=False)
+        return tf.reduce_logsumexp(log_w, axis=1)
+
+    sum_fn = tf.function(log_sum_w, jit_compile=jit, reduce_retracing=True)
+
+    @tf.function(reduce_retracing=True)
+    def chunk_fn(xb, ids, first_block, blocks, keep):
+        # the noise is drawn outside XLA, whose random-number kernels differ from TensorFlow's
+        eps = _sample_noise(ids, first_block, blocks, latent, seed)[:, :keep]
+        return sum_fn(xb, eps)
+
+    out = np.empty(n, np.float64)
+    if progress is not None:
+        progress.start("log p(x)", n, unit="image")
+    for a, b in _batches(n, batch_size):
+        xb = tf.constant(x[a:b])
+        ids = tf.range(first_index + a, first_index + b)
+        parts = []
+        for first_block in range(0, total_blocks, n_blocks):
+            blocks = min(n_blocks, total_blocks - first_block)
+            keep = min(blocks * SAMPLE_BLOCK, k - first_block * SAMPLE_BLOCK)
+            parts.append(chunk_fn(xb, ids, tf.constant(first_block), blocks, tf.constant(keep)).numpy()
+                         .astype(np.float64))
+        # log sum_i w_i over all chunks, then minus log k
+        out[a:b] = np.logaddexp.reduce(np.stack(parts, axis=1), axis=1) - math.log(k)
+        if progress is not None:
+            progress.update(b)
+    if progress is not None:
+        progress.finish(n)
+    return out
+
+
+def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD):
+    """(number active, per-dimension Cov_x(E_q[z_j])) over images x."""
+    means = np.concatenate([model.encode(tf.constant(np.asarray(x[a:b], np.float32))).numpy()
+                            for a, b in _batches(len(x), batch_size)])
+    variance = means.astype(np.float64).var(axis=0)
+    return int(np.sum(variance > threshold)), variance
