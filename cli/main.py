@@ -28,10 +28,11 @@ def cli():
 
 
 def _register():
-    from tfvae.cli import train
+    from tfvae.cli import evaluate, pictures, train
 
-    for command in train.COMMANDS:
-        cli.add_command(command)
+    for module in (train, evaluate, pictures):
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

@@ -63,6 +63,8 @@ class Config:
     binarize: Optional[str] = None  # None: dynamic for a Bernoulli likelihood, none for Gaussian
     validation_split: float = 0.1
     max_train_examples: Optional[int] = None
+    classes: Optional[tuple] = None  # train only on images of these labels
+    exclude_classes: Optional[tuple] = None  # train on all labels but these
 
     # Model
     model: str = "vae"
@@ -110,7 +112,9 @@ class Config:
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["hidden"] = list(self.hidden)
+        for name in ("hidden", "classes", "exclude_classes"):
+            if d[name] is not None:
+                d[name] = list(d[name])
         return d
 
     def to_json(self) -> str:
@@ -176,6 +180,13 @@ class Config:
                 f"--hidden must be positive layer sizes separated by commas (e.g. 400 or 200,200), "
                 f"got {','.join(map(str, self.hidden))!r}"
             )
+        for name in ("classes", "exclude_classes"):
+            value = getattr(self, name)
+            if value is not None and (not value or any(
+                    not isinstance(c, int) or isinstance(c, bool) or c < 0 for c in value)):
+                raise ConfigError(f"{option_name(name)} must be class labels >= 0 separated by commas, got {value!r}")
+        if self.classes is not None and self.exclude_classes is not None:
+            raise ConfigError("--classes and --exclude-classes contradict each other; give one")
         if self.network == "conv" and len(self.hidden) > 1:
             raise ConfigError(
                 "--network conv takes one --hidden size (the dense layer between the convolutions "
@@ -218,6 +229,21 @@ def parse_hidden(value) -> tuple:
         raise ConfigError(f"--hidden must be a list of layer sizes, got {value!r}") from None
 
 
+def parse_int_list(value, name: str) -> tuple:
+    """'1,3' -> (1, 3); lists pass through (as a tuple)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str):
+        try:
+            return tuple(int(p) for p in value.replace(" ", "").split(",") if p)
+        except ValueError:
+            raise ConfigError(f"{option_name(name)} must be integers separated by commas, got {value!r}") from None
+    try:
+        return tuple(value)
+    except TypeError:
+        raise ConfigError(f"{option_name(name)} must be a list of integers, got {value!r}") from None
+
+
 def make_config(values: Mapping[str, Any], *, where: str = "options") -> Config:
     """Builds and validates a Config from a mapping (a recipe, config.json, keyword arguments).
 
@@ -232,6 +258,9 @@ def make_config(values: Mapping[str, Any], *, where: str = "options") -> Config:
         )
     if "hidden" in values:
         values["hidden"] = parse_hidden(values["hidden"])
+    for name in ("classes", "exclude_classes"):
+        if values.get(name) is not None:
+            values[name] = parse_int_list(values[name], name)
     # JSON has no int/float distinction worth trusting: coerce integral floats for int fields.
     for name, value in list(values.items()):
         default = _FIELDS[name].default
@@ -265,8 +294,14 @@ def resume_conflicts(saved: Config, given: Mapping[str, Any]) -> Optional[str]:
             continue
         if name == "hidden":
             value = list(parse_hidden(value))
+        elif name in ("classes", "exclude_classes") and value is not None:
+            value = list(parse_int_list(value, name))
         if saved_d.get(name) != value:
-            shown = ",".join(map(str, saved_d[name])) if name == "hidden" else saved_d.get(name)
+            shown = saved_d.get(name)
+            if isinstance(shown, list):
+                shown = ",".join(map(str, shown))
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
             return (
                 f"the run was trained with {option_name(name)} {shown}, not {value}; drop the option "
                 "to resume it, or train a new run with another --out"

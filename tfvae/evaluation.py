@@ -141,3 +141,89 @@ def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT
                             for a, b in _batches(len(x), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance
+
+
+def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, seed: int = 0,
+             batch_size: int = 100, chunk: int = 500, progress=None, jit: Optional[bool] = None,
+             splits=None) -> dict:
+    """The test-set report of a trained run (a `TrainedModel`), as a JSON-ready dict.
+
+    Autoencoders: the reconstruction loss. Variational models: reconstruction term, KL and ELBO,
+    the importance-sampled log p(x) with k samples, active units and the KL per dimension.
+    The protocol (binarization, k, number of test images, seed) is part of the report.
+    """
+    import time
+
+    from tfvae.data import BINARIZATION_SEED, load_splits
+
+    model = trained.model
+    config = trained.config
+    if splits is None:
+        splits = load_splits(config, max_test_examples=max_test_examples)
+    x = splits.test
+    t0 = time.perf_counter()
+    report = {
+        "run_dir": trained.run_dir,
+        "model": config.model,
+        "dataset": config.dataset,
+        "protocol": {
+            "test_images": int(len(x)),
+            "binarization": config.binarization,
+            "test_binarized_once_with_seed": (BINARIZATION_SEED + 2) if config.binarization != "none" else None,
+            "seed": seed,
+        },
+        "metrics": {},
+    }
+    terms = bound_metrics(model, x, seed=seed, batch_size=max(batch_size, 100))
+    m = report["metrics"]
+    if not model.variational:
+        m["reconstruction"] = float(terms["reconstruction"])
+    else:
+        report["protocol"]["k"] = int(k)
+        m["reconstruction"] = float(-terms["log_px_z"])
+        m["log_px_z"] = float(terms["log_px_z"])
+        m["kl"] = float(terms["kl"])
+        m["elbo"] = float(terms["elbo"])
+        ll = log_likelihood(model, x, k=k, seed=seed, batch_size=batch_size, chunk=chunk, progress=progress, jit=jit)
+        m["log_likelihood"] = float(ll.mean())
+        m["nll"] = float(-ll.mean())
+        m["log_likelihood_stderr"] = float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0
+        active, variance = active_units(model, x)
+        m["active_units"] = active
+        m["latent_dim"] = config.latent_dim
+        report["kl_per_dim"] = [float(v) for v in terms["kl_per_dim"]]
+        report["posterior_mean_variance"] = [float(v) for v in variance]
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as a readable table."""
+    p, m = report["protocol"], report["metrics"]
+    lines = [f"{report['run_dir']}  ({report['model']} on {report['dataset']})"]
+    binar = p["binarization"]
+    how = (f"binarized once (seed {p['test_binarized_once_with_seed']})" if binar != "none" else "not binarized")
+    proto = f"protocol: {p['test_images']} test images, {how}"
+    if "k" in p:
+        proto += f", k = {p['k']} importance samples, seed {p['seed']}"
+    lines.append(proto)
+    rows = []
+    if "elbo" in m:
+        rows += [
+            ("reconstruction  -E_q[log p(x|z)]", f"{m['reconstruction']:.2f} nats"),
+            ("KL(q(z|x) || p(z))", f"{m['kl']:.2f} nats"),
+            ("ELBO", f"{m['elbo']:.2f} nats"),
+            (f"log p(x)  (importance sampling, k={p['k']})",
+             f"{m['log_likelihood']:.2f} nats  (+/- {m['log_likelihood_stderr']:.2f})"),
+            ("negative log-likelihood", f"{m['nll']:.2f} nats"),
+            ("active units  (Cov_x E_q[z_j] > 0.01)", f"{m['active_units']} / {m['latent_dim']}"),
+        ]
+    else:
+        rows.append(("reconstruction loss", f"{m['reconstruction']:.3f} per image"))
+    width = max(len(r[0]) for r in rows)
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if "kl_per_dim" in report:
+        kl = report["kl_per_dim"]
+        lines.append("  KL per dimension: " + " ".join(f"{v:.2f}" for v in kl))
+    lines.append(f"  ({report['seconds']:.1f} s)")
+    return "\n".join(lines)

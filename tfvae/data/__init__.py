@@ -156,7 +156,8 @@ def binarize(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def prepare(data: ImageData, *, binarization: str, validation_split: float, seed: int,
-            max_train_examples: Optional[int] = None, test_fraction: float = 0.1) -> Splits:
+            max_train_examples: Optional[int] = None, test_fraction: float = 0.1,
+            classes=None, exclude_classes=None) -> Splits:
     """Float splits: a seeded validation split of the training images, the test set, binarized.
 
     dynamic binarization leaves the training images grey (the trainer draws a fresh binary
@@ -179,6 +180,14 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
             f"--validation-split {validation_split} leaves no training images out of {len(x)}; lower it"
         )
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if classes is not None or exclude_classes is not None:  # train (and validate) on some labels only
+        if y is None:
+            raise DataError("--classes/--exclude-classes need labels, and this dataset has none")
+        keep = np.isin(y, classes) if classes is not None else ~np.isin(y, exclude_classes)
+        train_idx, val_idx = train_idx[keep[train_idx]], val_idx[keep[val_idx]]
+        if len(train_idx) == 0:
+            present = ", ".join(map(str, np.unique(y)))
+            raise DataError(f"no training images are left after the class filter; the labels are {present}")
     if max_train_examples is not None:
         train_idx = train_idx[:max_train_examples]
     pick = (lambda a, i: None if a is None else a[i])
@@ -201,15 +210,24 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
     )
 
 
-def load_splits(config, max_test_examples: Optional[int] = None) -> Splits:
-    """The splits a Config asks for (dataset, binarization, validation split, seed)."""
-    data = load_source(config.dataset, config.data_dir, config.seed)
+def load_splits(config, max_test_examples: Optional[int] = None, dataset: Optional[str] = None,
+                class_filter: bool = True) -> Splits:
+    """The splits a Config asks for (dataset, binarization, validation split, seed).
+
+    `dataset` reads another source with the same protocol; class_filter=False keeps every class
+    (anomaly scoring needs the held-out ones).
+    """
+    data = load_source(dataset or config.dataset, config.data_dir, config.seed)
+    if not class_filter:
+        config = config.replace(classes=None, exclude_classes=None)
     splits = prepare(
         data,
         binarization=config.binarization,
         validation_split=config.validation_split,
         seed=config.seed,
         max_train_examples=config.max_train_examples,
+        classes=config.classes,
+        exclude_classes=config.exclude_classes,
     )
     if max_test_examples is not None:
         splits.test = splits.test[:max_test_examples]

@@ -1,0 +1,199 @@
+"""Pictures of a trained run: samples, reconstructions, the latent manifold, latent maps,
+interpolations (PNG grids through tf.io.encode_png) and training curves (matplotlib).
+
+Each function takes a `TrainedModel` (and data where needed), writes one PNG atomically and
+returns its (height, width) in pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Optional
+
+import numpy as np
+
+from tfvae import images as img
+from tfvae.errors import TfvaeError
+
+
+def _write(path: str, image: np.ndarray):
+    img.write_png(path, image)
+    return image.shape[:2]
+
+
+def _need_variational(trained, what: str):
+    if not trained.model.variational:
+        raise TfvaeError(
+            f"{what} needs a vae or iwae run (it decodes points of the prior N(0, I)); "
+            f"{trained.run_dir} is a --model {trained.config.model} run"
+        )
+
+
+def sample(trained, path: str, n: int = 64, seed: int = 0, mean: bool = False, columns: Optional[int] = None):
+    """n images from the prior: sampled pixels, or pixel means with mean=True."""
+    _need_variational(trained, "sample")
+    return _write(path, img.grid(trained.sample(n, seed=seed, mean=mean), columns=columns))
+
+
+def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0):
+    """Originals above their reconstructions; for a denoising AE, the corrupted inputs in between."""
+    import tensorflow as tf
+
+    from tfvae.objectives import corrupt
+
+    model = trained.model
+    x = np.asarray(x, np.float32)
+    rows = [x]
+    if trained.config.model == "dae":
+        noise = model.draw_noise(len(x), tf.constant([seed, 7], tf.int64))["corrupt"]
+        x_tilde = corrupt(tf.constant(x), trained.config.noise, trained.config.noise_level, noise).numpy()
+        rows += [np.clip(x_tilde, 0, 1), model.reconstruct(x_tilde).numpy()]
+    else:
+        rows.append(model.reconstruct(x).numpy())
+    return _write(path, img.rows_grid(rows))
+
+
+def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.ndarray] = None):
+    """Decoded images at Normal inverse-CDF points of a 2-d latent space (Kingma & Welling's
+    figure). With more dimensions: a 2-d slice through the two most active dimensions, the
+    others at 0. Returns (height, width, (dim_a, dim_b))."""
+    from statistics import NormalDist
+
+    _need_variational(trained, "manifold")
+    d = trained.config.latent_dim
+    if d < 2:
+        raise TfvaeError(f"manifold needs at least 2 latent dimensions; this run has --latent-dim {d}")
+    if d == 2:
+        dims = (0, 1)
+    else:
+        if x_for_activity is None:
+            raise TfvaeError("manifold of a space of more than 2 dimensions needs images to rank the dimensions")
+        from tfvae.evaluation import active_units
+
+        _, variance = active_units(trained.model, x_for_activity)
+        dims = tuple(int(i) for i in np.argsort(-variance)[:2])
+    # grid points at the Normal quantiles of evenly spaced probabilities in (0, 1)
+    probs = np.linspace(0.5 / grid, 1 - 0.5 / grid, grid)
+    ticks = np.array([NormalDist().inv_cdf(p) for p in probs], np.float32)
+    z = np.zeros((grid * grid, d), np.float32)
+    for r, y in enumerate(ticks[::-1]):  # the second dimension grows upwards
+        for c, xv in enumerate(ticks):
+            z[r * grid + c, dims[0]] = xv
+            z[r * grid + c, dims[1]] = y
+    pictures = trained.decode(z)
+    shape = _write(path, img.grid(pictures, columns=grid, pad=0, background=255))
+    return (*shape, dims)
+
+
+def interpolate(trained, a: np.ndarray, b: np.ndarray, path: str, steps: int = 10):
+    """Decoded images along the line between the codes of images a and b (a and b at the ends)."""
+    if steps < 2:
+        raise TfvaeError(f"--steps must be at least 2, got {steps}")
+    za, zb = trained.encode(a[None]), trained.encode(b[None])
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    z = (1 - t) * za + t * zb
+    row = trained.decode(z)
+    originals = np.concatenate([a[None], np.ones((steps - 2,) + a.shape, np.float32), b[None]])
+    return _write(path, img.rows_grid([originals, row]))
+
+
+def _figure_png(fig) -> np.ndarray:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    import tensorflow as tf
+
+    return tf.io.decode_png(buf.getvalue(), channels=3).numpy()
+
+
+def latents(trained, x: np.ndarray, labels: Optional[np.ndarray], path: str, class_names=None):
+    """Test-set posterior means (codes for AEs), coloured by label: the first two dimensions of a
+    2-d space, a PCA projection otherwise."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    d = trained.config.latent_dim
+    if d < 2:
+        raise TfvaeError(f"latents needs at least 2 latent dimensions; this run has --latent-dim {d}")
+    z = np.concatenate([trained.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]).astype(np.float64)
+    if d == 2:
+        pts, axes = z, ("z[0]", "z[1]")
+        title = "posterior means"
+    else:
+        centred = z - z.mean(axis=0)
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        pts = centred @ vt[:2].T
+        explained = (s[:2] ** 2) / np.sum(s**2)
+        axes = (f"PC 1 ({explained[0]:.0%})", f"PC 2 ({explained[1]:.0%})")
+        title = f"posterior means, PCA of {d} dimensions"
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if labels is not None:
+        classes = np.unique(labels)
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for i, c in enumerate(classes):
+            sel = labels == c
+            name = class_names[int(c)] if class_names is not None and 0 <= int(c) < len(class_names) else str(c)
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=3, alpha=0.6, color=cmap(i % cmap.N), label=name)
+        ax.legend(markerscale=4, fontsize=8, loc="best")
+    else:
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(f"{title} ({len(x)} test images)")
+    return _write(path, _figure_png(fig))
+
+
+CURVE_PANELS = (
+    ("loss", "loss", ("loss",)),
+    ("reconstruction", "reconstruction", ("log_px_z", "reconstruction")),
+    ("KL", "KL(q || p) (nats)", ("kl",)),
+    ("ELBO", "ELBO (nats)", ("elbo", "iwae_bound")),
+    ("penalty", "penalty", ("penalty",)),
+)
+
+
+def curves(rows: list, path: str, title: str = ""):
+    """Loss, reconstruction, KL and ELBO per epoch (train and validation) from metrics.csv rows."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if not rows:
+        raise TfvaeError("the run has no metrics yet (metrics.csv is written after the first epoch)")
+    epochs = [r["epoch"] for r in rows]
+    panels = []
+    for label, ylabel, keys in CURVE_PANELS:
+        present = [k for k in keys if rows[-1].get(k) is not None]
+        if present:
+            panels.append((label, ylabel, present))
+    cols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / cols)
+    fig, axs = plt.subplots(nrows, cols, figsize=(5.5 * cols, 3.6 * nrows), squeeze=False)
+    for ax, (label, ylabel, keys) in zip(axs.ravel(), panels):
+        for key in keys:
+            ax.plot(epochs, [r.get(key) for r in rows], marker="o", ms=3, label=f"train {key}")
+            if rows[-1].get(f"val_{key}") is not None:
+                ax.plot(epochs, [r.get(f"val_{key}") for r in rows], marker="o", ms=3, ls="--",
+                        label=f"validation {key}")
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axs.ravel()[len(panels):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _write(path, _figure_png(fig))
