@@ -28,9 +28,9 @@ def cli():
 
 
 def _register():
-    from tfvae.cli import evaluate, pictures, train
+    from tfvae.cli import deploy, evaluate, pictures, train
 
-    for module in (train, evaluate, pictures):
+    for module in (train, evaluate, pictures, deploy):
         for command in module.COMMANDS:
             cli.add_command(command)
 

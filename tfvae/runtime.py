@@ -61,3 +61,41 @@ def import_tensorflow_quietly() -> None:
     except ImportError:
         pass
     tf.get_logger().setLevel(logging.ERROR)
+
+
+class captured_output:
+    """Captures what C++ code writes to the process's stdout and stderr (file descriptors 1, 2).
+
+    The TFLite converter and the LiteRT interpreter print progress notes there. On an exception
+    the captured text is written back, so nothing that explains a failure is lost.
+    """
+
+    def __enter__(self):
+        self.verbose = bool(os.environ.get("TFVAE_VERBOSE"))
+        if self.verbose:
+            return self
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = [os.dup(1), os.dup(2)]
+        self.file = tempfile.TemporaryFile()
+        os.dup2(self.file.fileno(), 1)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if self.verbose:
+            return False
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in self.saved:
+            os.close(fd)
+        if kind is not None:
+            from tfvae.errors import TfvaeError
+
+            if not issubclass(kind, TfvaeError):
+                self.file.seek(0)
+                sys.stderr.write(self.file.read().decode("utf-8", "replace"))
+        self.file.close()
+        return False

@@ -1,0 +1,57 @@
+"""`tfvae export`: a SavedModel for TF Serving, TFLite decoders and the edge runner."""
+
+from __future__ import annotations
+
+import click
+
+from tfvae.cli.common import RUN_DIR, load_run
+
+VARIANTS = ("int8", "dynamic", "float16", "none")
+
+
+@click.command("export")
+@RUN_DIR
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The export directory.")
+@click.option("--name", default=None, help="Model name for TF Serving [default: the run directory's name].")
+@click.option("--version", type=click.IntRange(min=1), default=None,
+              help="SavedModel version [default: the next free one].")
+@click.option("--quantize", "-q", "quantize", type=click.Choice(VARIANTS), multiple=True,
+              help="TFLite decoder variant(s) to write; repeat for several [default: all four].")
+@click.option("--force", is_flag=True, help="Replace an existing version.")
+@click.option("--samples", type=click.IntRange(min=64), default=1000, show_default=True,
+              help="Prior samples the TFLite errors are measured on.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+def export(run_dir, out, name, version, quantize, force, samples, seed):
+    """Export a run: SavedModel (TF Serving), TFLite decoders, the edge runner, a report.
+
+    \b
+    Examples:
+      tfvae export runs/fmnist -o exports/fmnist
+      tfvae export runs/fmnist -o exports/fmnist --quantize int8 --version 2
+    """
+    import os
+
+    from tfvae.cli.common import output_path
+    from tfvae.errors import TfvaeError
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TfvaeError(f"{out} is a file; -o must be a directory")
+    output_path(os.path.join(out, "report.json"), ".json")  # writable, or a clear error
+    trained = load_run(run_dir)
+    from tfvae.export.exporter import export_run, format_table
+
+    if not trained.model.variational:
+        click.echo(f"note: --model {trained.config.model} has no prior: the `sample` and `score` signatures and "
+                   "sampler.tflite are for vae/iwae runs only, and are not written", err=True)
+    report = export_run(trained, out, name=name, version=version, force=force, quantize=quantize or VARIANTS,
+                        n_eval=samples, seed=seed, log=lambda s: click.echo(f"  {s}", err=True))
+    sm = report["saved_model"]
+    click.echo(f"SavedModel  {out}/{sm['path']}  signatures: {', '.join(sm['signatures'])}")
+    click.echo(f"TFLite      {out}/tflite/" + ("  (+ sampler.tflite)" if report["sampler"] else ""))
+    click.echo(format_table(report))
+    base = os.path.abspath(os.path.join(out, "saved_model", sm["name"]))
+    click.echo(f"serve: docker run -p 8501:8501 --mount type=bind,source={base},target=/models/{sm['name']} "
+               f"-e MODEL_NAME={sm['name']} -t tensorflow/serving   (more in {os.path.join(out, 'README.md')})")
+
+
+COMMANDS = [export]

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Sample images on a device from a tfvae TFLite decoder. Needs only numpy and ai-edge-litert.
+
+    pip install numpy ai-edge-litert
+    python tfvae_edge.py --model decoder_int8.tflite -n 16 --seed 5 -o samples.png
+    python tfvae_edge.py --model decoder_float16.tflite --z codes.npy -o decoded.npy
+
+It draws z ~ N(0, I) with numpy (seeded, so the same seed gives the same images), quantizes z
+and dequantizes the images with the model's own parameters when the decoder is full-integer
+(int8), and writes a PNG grid (encoded here with zlib and struct; no Pillow needed) or a .npy
+array of pixel means in [0, 1].
+"""
+
+import argparse
+import math
+import struct
+import sys
+import time
+import zlib
+
+import numpy as np
+
+
+def load_interpreter(path, threads=None):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        sys.exit("error: the LiteRT runtime is missing; install it with: pip install numpy ai-edge-litert")
+    try:
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+    except (ValueError, RuntimeError) as e:
+        sys.exit(f"error: cannot load {path}: {e}")
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def decode(interpreter, z):
+    """Pixel means for codes z (count, latent_dim), whatever the model's input/output types."""
+    inp = interpreter.get_input_details()[0]
+    if list(inp["shape"]) != [len(z), z.shape[1]]:
+        interpreter.resize_tensor_input(inp["index"], [len(z), z.shape[1]])
+        interpreter.allocate_tensors()
+        inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    x = z.astype(np.float32)
+    if inp["dtype"] == np.int8:  # full-integer model: quantize with its own scale and zero point
+        scale, zero = inp["quantization"]
+        x = np.clip(np.round(x / scale + zero), -128, 127).astype(np.int8)
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(out["index"])
+    if out["dtype"] == np.int8:
+        scale, zero = out["quantization"]
+        y = (y.astype(np.float32) - zero) * scale
+    return np.clip(y.astype(np.float32), 0.0, 1.0)
+
+
+def grid(images, columns=None, pad=2):
+    """(count, H, W, C) floats in [0, 1] -> one uint8 image (rows, cols, C), white gaps."""
+    n, h, w, c = images.shape
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / columns))
+    out = np.full((rows * h + (rows + 1) * pad, columns * w + (columns + 1) * pad, c), 255, np.uint8)
+    pixels = (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        out[top:top + h, left:left + w] = pixels[i]
+    return out
+
+
+def png_bytes(image):
+    """A PNG file of a uint8 (H, W, 1|3|4) image: signature, IHDR, one IDAT, IEND."""
+    h, w, c = image.shape
+    color_type = {1: 0, 3: 2, 4: 6}[c]
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    raw = b"".join(b"\x00" + image[row].tobytes() for row in range(h))  # filter type 0 per row
+    header = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Sample images from a tfvae TFLite decoder.")
+    p.add_argument("--model", required=True, help="a decoder_*.tflite file")
+    p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of z ~ N(0, I) (default 0)")
+    p.add_argument("--z", help="decode these codes (.npy of shape (count, latent_dim)) instead of sampling")
+    p.add_argument("-o", "--out", default="samples.png", help="output: .png (a grid) or .npy (default samples.png)")
+    p.add_argument("--columns", type=int, default=None, help="images per row of the grid")
+    p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    args = p.parse_args(argv)
+    if not args.out.endswith((".png", ".npy")):
+        sys.exit("error: --out must end in .png or .npy")
+    if args.n < 1:
+        sys.exit("error: -n must be at least 1")
+
+    interpreter = load_interpreter(args.model, args.threads)
+    latent = int(interpreter.get_input_details()[0]["shape"][-1])
+    if args.z:
+        z = np.load(args.z).astype(np.float32)
+        if z.ndim != 2 or z.shape[1] != latent:
+            sys.exit(f"error: --z must have shape (count, {latent}), got {z.shape}")
+    else:
+        z = np.random.default_rng(args.seed).standard_normal((args.n, latent)).astype(np.float32)
+    t0 = time.perf_counter()
+    images = decode(interpreter, z)
+    seconds = time.perf_counter() - t0
+    if args.out.endswith(".npy"):
+        np.save(args.out, images)
+    else:
+        with open(args.out, "wb") as f:
+            f.write(png_bytes(grid(images, args.columns)))
+    print(f"wrote {args.out}: {len(z)} images {'x'.join(map(str, images.shape[1:]))} "
+          f"in {seconds * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

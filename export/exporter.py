@@ -1,0 +1,264 @@
+"""`tfvae export`: a trained run -> a folder ready to deploy.
+
+  EXPORT_DIR/saved_model/<name>/<version>/   the SavedModel, laid out as TF Serving expects
+  EXPORT_DIR/tflite/decoder_<variant>.tflite  int8, dynamic, float16, none (float32)
+  EXPORT_DIR/tflite/sampler.tflite            n -> images, z drawn on the device (VAEs)
+  EXPORT_DIR/edge/tfvae_edge.py               the numpy + LiteRT runner, with requirements.txt
+  EXPORT_DIR/requests/<signature>.json        example REST requests
+  EXPORT_DIR/report.json, README.md           sizes, errors, latencies; how to serve and run
+
+Everything is built in a hidden staging folder inside EXPORT_DIR and moved into place by renames
+only when complete: a failed export leaves no partial version directory, and TF Serving, which
+watches the model base path, never sees half a version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from tfvae.errors import TfvaeError
+from tfvae.export import tflite
+from tfvae.export.savedmodel import signature_names, write_savedmodel
+from tfvae.runtime import captured_output
+
+EDGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "edge")
+
+
+def model_name(run_dir: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.basename(os.path.abspath(run_dir))).strip("_-")
+    return name or "tfvae"
+
+
+def versions(base: str) -> list:
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(d) for d in os.listdir(base) if d.isdigit() and os.path.isdir(os.path.join(base, d)))
+
+
+def _replace(src: str, dst: str, trash: str) -> None:
+    """Moves src to dst; an existing dst is moved into `trash` first (renames only)."""
+    if os.path.exists(dst):
+        os.replace(dst, os.path.join(trash, f"{len(os.listdir(trash))}-{os.path.basename(dst)}"))
+    os.replace(src, dst)
+
+
+def export_run(trained, out_dir: str, *, name=None, version=None, force=False, quantize=tflite.VARIANTS,
+               n_eval: int = 1000, seed: int = 0, log=lambda s: None) -> dict:
+    """Exports a `TrainedModel`; returns the report (also written to report.json)."""
+    model = trained.model
+    name = name or model_name(trained.run_dir)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise TfvaeError(f"--name {name!r}: use letters, digits, '_' and '-' only (it is a URL part in TF Serving)")
+    base = os.path.join(out_dir, "saved_model", name)
+    existing = versions(base)
+    version = int(version) if version is not None else (existing[-1] + 1 if existing else 1)
+    if version < 1:
+        raise TfvaeError(f"--version must be a positive integer, got {version}")
+    final_version_dir = os.path.join(base, str(version))
+    if os.path.exists(final_version_dir) and not force:
+        raise TfvaeError(f"{final_version_dir} already exists; pass --force to replace it, or --version N "
+                         f"(next free: {existing[-1] + 1 if existing else 1})")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".export-", dir=out_dir)
+    except OSError as e:
+        raise TfvaeError(f"cannot write to {out_dir}: {e.strerror or e}; choose a writable -o") from None
+    t_start = time.perf_counter()
+    try:
+        sm_dir = os.path.join(staging, "saved_model")
+        log("writing the SavedModel")
+        write_savedmodel(model, sm_dir)
+        tfl_dir = os.path.join(staging, "tflite")
+        os.makedirs(tfl_dir)
+        log(f"converting the decoder to TFLite ({', '.join(quantize)})")
+        with captured_output():  # the converter's own notes
+            converted = tflite.convert_decoder(model, quantize, seed=seed)
+        z = tflite.prior_z(model.config.latent_dim, n_eval, seed + 1)
+        reference = model.decode_mean(z).numpy()
+        variants = {}
+        for variant, content in converted.items():
+            path = os.path.join(tfl_dir, f"decoder_{variant}.tflite")
+            with open(path, "wb") as f:
+                f.write(content)
+            log(f"measuring decoder_{variant}.tflite")
+            with captured_output():
+                measured = tflite.measure(content, reference, z)
+            variants[variant] = {"file": f"tflite/decoder_{variant}.tflite", **measured,
+                                 "tensors": tflite.tensor_details(content)}
+        sampler = None
+        if model.variational:
+            log("converting the sampler")
+            with captured_output():
+                content = tflite.convert_sampler(model)
+            with open(os.path.join(tfl_dir, "sampler.tflite"), "wb") as f:
+                f.write(content)
+            sampler = {"file": "tflite/sampler.tflite", "bytes": len(content), "tensors": tflite.tensor_details(content)}
+        edge = os.path.join(staging, "edge")
+        os.makedirs(edge)
+        for f in ("tfvae_edge.py", "requirements.txt"):
+            shutil.copy2(os.path.join(EDGE_DIR, f), os.path.join(edge, f))
+        requests = os.path.join(staging, "requests")
+        os.makedirs(requests)
+        for sig, body in example_requests(model).items():
+            with open(os.path.join(requests, f"{sig}.json"), "w") as f:
+                json.dump(body, f)
+        report = {
+            "run_dir": trained.run_dir,
+            "model": trained.config.model,
+            "image_shape": list(model.image_shape),
+            "latent_dim": model.config.latent_dim,
+            "saved_model": {"name": name, "version": version, "path": f"saved_model/{name}/{version}",
+                            "signatures": signature_names(model)},
+            "tflite": variants,
+            "sampler": sampler,
+            "evaluated_on": f"{n_eval} prior samples z ~ N(0, I), seed {seed + 1}; latency through the LiteRT "
+                            "interpreter on this machine",
+            "seconds": round(time.perf_counter() - t_start, 1),
+        }
+        with open(os.path.join(staging, "report.json"), "w") as f:
+            json.dump(report, f, indent=2)
+        with open(os.path.join(staging, "README.md"), "w") as f:
+            f.write(readme(report, model))
+        # Commit: renames only, the SavedModel version last-but-not-partial.
+        trash = tempfile.mkdtemp(prefix=".old-", dir=out_dir)
+        try:
+            os.makedirs(base, exist_ok=True)
+            _replace(sm_dir, final_version_dir, trash)
+            for part in ("tflite", "edge", "requests", "report.json", "README.md"):
+                _replace(os.path.join(staging, part), os.path.join(out_dir, part), trash)
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def example_requests(model) -> dict:
+    """REST bodies for TF Serving's :predict, one per signature (columnar "inputs" format)."""
+    rng = np.random.default_rng(0)
+    image = np.round(rng.random((1, *model.image_shape)), 2).tolist()
+    z = np.round(rng.standard_normal((2, model.config.latent_dim)), 3).tolist()
+    out = {
+        "serving_default": {"signature_name": "serving_default", "inputs": {"images": image}},
+        "encode": {"signature_name": "encode", "inputs": {"images": image}},
+        "decode": {"signature_name": "decode", "inputs": {"z": z}},
+    }
+    if model.variational:
+        out["sample"] = {"signature_name": "sample", "inputs": {"n": 4}}
+        out["score"] = {"signature_name": "score", "inputs": {"images": image}}
+    return out
+
+
+def format_table(report: dict) -> str:
+    lines = [f"{'variant':<10} {'bytes':>10} {'max err':>9} {'mean err':>9} {'us/sample b1':>13} {'us/sample b64':>14}"]
+    for variant, r in report["tflite"].items():
+        lines.append(f"{variant:<10} {r['bytes']:>10,} {r['max_abs_error']:>9.2e} {r['mean_abs_error']:>9.2e} "
+                     f"{r['us_per_sample_batch1']:>13.1f} {r['us_per_sample_batch64']:>14.2f}")
+    return "\n".join(lines)
+
+
+def readme(report: dict, model) -> str:
+    name, version = report["saved_model"]["name"], report["saved_model"]["version"]
+    sigs = report["saved_model"]["signatures"]
+    h, w, c = report["image_shape"]
+    d = report["latent_dim"]
+    int8 = report["tflite"].get("int8")
+    curl = "\n".join(
+        f"curl -s -d @requests/{s}.json http://localhost:8501/v1/models/{name}:predict" for s in sigs)
+    signature_rows = {
+        "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1] | `reconstructions` (N, {h}, {w}, {c}) pixel means",
+        "encode": f"`images` | " + ("`loc`, `scale` (N, %d): q(z|x)" % d if model.variational else "`code` (N, %d)" % d),
+        "decode": f"`z` float32 (N, {d}) | `images` (N, {h}, {w}, {c}) pixel means",
+        "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from N(0, I) in the graph",
+        "score": "`images` | `score` (N,): negative ELBO in nats (one seeded sample; higher = more anomalous)",
+    }
+    table = "\n".join(f"| `{s}` | {signature_rows[s]} |" for s in sigs)
+    quant = ""
+    if int8:
+        ti, to = int8["tensors"]["inputs"][0], int8["tensors"]["outputs"][0]
+        quant = (f"`decoder_int8.tflite` takes int8 `z` and returns int8 pixels:\n"
+                 f"- input  `{ti['name']}` shape {ti['shape']}: q = round(z / {ti['quantization']['scale']:.6g}) "
+                 f"+ {ti['quantization']['zero_point']}, clipped to [-128, 127]\n"
+                 f"- output `{to['name']}` shape {to['shape']}: pixel = (q - ({to['quantization']['zero_point']})) "
+                 f"* {to['quantization']['scale']:.6g}\n"
+                 "The other decoders take and return float32 (`z` in, pixel means out); all have the signature "
+                 "`serving_default` with input `z` and output `images`.")
+    ae_note = "" if model.variational else (
+        "\nThis is an autoencoder (`--model " + report["model"] + "`): it has no prior, so there is no `sample` or "
+        "`score` signature and no sampler.tflite; decode codes from `encode` (`tfvae_edge.py --z codes.npy`).\n")
+    return f"""# {name}: exported from {report['run_dir']}
+
+A `{report['model']}` over {h}x{w}x{c} images with a {d}-dimensional code.
+{ae_note}
+## Serve with TensorFlow Serving
+
+The SavedModel is `saved_model/{name}/{version}/`; TF Serving's model base path is
+`saved_model/{name}` (it serves the highest version and picks up new ones).
+
+```
+docker run -p 8501:8501 \\
+  --mount type=bind,source="$PWD/saved_model/{name}",target=/models/{name} \\
+  -e MODEL_NAME={name} -t tensorflow/serving
+```
+
+Signatures (inputs | outputs):
+
+| signature | |
+| --- | --- |
+{table}
+
+REST requests (bodies in `requests/`, columnar `"inputs"` format):
+
+```
+{curl}
+```
+
+Without a server, `saved_model_cli` (installed with TensorFlow) shows and runs them:
+
+```
+saved_model_cli show --dir saved_model/{name}/{version} --all
+saved_model_cli run --dir saved_model/{name}/{version} --tag_set serve --signature_def decode --input_exprs 'z=[[{", ".join(["0.0"] * d)}]]'
+""" + (f"saved_model_cli run --dir saved_model/{name}/{version} --tag_set serve --signature_def sample --input_exprs 'n=2'\n"
+       if model.variational else "") + f"""```
+
+In Python, with TensorFlow alone: `m = tf.saved_model.load("saved_model/{name}/{version}");
+m.signatures["decode"](z=tf.zeros([1, {d}]))["images"]`.
+
+## Sample on a device
+
+`tflite/` holds the decoder in four precisions (measured against the Keras decoder on
+{report['evaluated_on']}):
+
+```
+{format_table(report)}
+```
+
+### Raspberry Pi (64-bit Raspberry Pi OS) or any Linux
+
+Copy `edge/` and a decoder to the device, then:
+
+```
+pip install numpy ai-edge-litert      # the only two packages it needs
+python edge/tfvae_edge.py --model tflite/decoder_int8.tflite -n 16 --seed 5 -o samples.png
+```
+
+The same seed gives the same images; `-o out.npy` writes the pixel means as an array;
+`--z codes.npy` decodes given codes instead of prior samples.
+
+### Android (LiteRT)
+
+Load a decoder with the LiteRT `Interpreter`, draw `z` in the app (java.util.Random.nextGaussian,
+seeded for reproducible samples), and run the `serving_default` signature (input `z`, output
+`images`). {quant}
+
+`tflite/sampler.tflite` (VAEs) takes a count `n` (int32 scalar) and returns `n` images, drawing
+z inside the model with TFLite's builtin random op; it cannot take a seed (seeded random ops need
+the Flex delegate), so draw z in the app when samples must be reproducible.
+"""

@@ -1,0 +1,169 @@
+"""TFLite (LiteRT) decoders for on-device sampling, and their measurement.
+
+Variants of the decoder z (N, latent_dim) float32 -> images (N, H, W, C) pixel means:
+  none      float32
+  dynamic   dynamic-range quantization (int8 weights, float activations)
+  float16   float16 weights
+  int8      full integer: int8 weights, activations, input and output; calibrated on z drawn from
+            the prior (the representative dataset); quantization parameters are in the file
+
+and a sampler: n (int32 scalar) -> images, drawing z with TFLite's builtin RANDOM_STANDARD_NORMAL.
+
+Conversion is restricted to TFLite builtin ops, so a graph that would need the Flex delegate
+(which the pip runtime cannot run) fails at conversion time, loudly.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae.errors import TfvaeError
+
+VARIANTS = ("int8", "dynamic", "float16", "none")
+REPRESENTATIVE_SAMPLES = 500
+
+
+def _saved_model_of(fn, input_signature, track, directory):
+    archive = keras.export.ExportArchive()
+    for t in track:
+        archive.track(t)
+    archive.add_endpoint("serving_default", fn, input_signature=input_signature)
+    archive.write_out(directory, verbose=False)
+
+
+def _convert(saved_model_dir, variant: str, representative=None) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([z[None]] for z in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    elif variant != "none":
+        raise TfvaeError(f"unknown --quantize {variant!r}: choose {', '.join(VARIANTS)}")
+    try:
+        return converter.convert()
+    except Exception as e:  # ConverterError: an op outside the builtin set, for instance
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TfvaeError(f"TFLite conversion ({variant}) failed with builtin ops only: {first[:300]}") from None
+
+
+def prior_z(latent_dim: int, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
+    """{variant: .tflite bytes} of the decoder z -> pixel means."""
+    z_spec = tf.TensorSpec([None, model.config.latent_dim], tf.float32, name="z")
+
+    def decode(z):
+        return {"images": model.decode_mean(z)}
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        _saved_model_of(decode, [z_spec], [model.decoder], tmp)
+        representative = prior_z(model.config.latent_dim, REPRESENTATIVE_SAMPLES, seed)
+        for variant in variants:
+            out[variant] = _convert(tmp, variant, representative)
+    return out
+
+
+def convert_sampler(model) -> bytes:
+    """A float32 TFLite program: n -> n images, z drawn in the program from N(0, I)."""
+
+    def sample(n):
+        z = tf.random.normal(tf.stack([n, model.config.latent_dim]))
+        return {"images": model.decode_mean(z)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _saved_model_of(sample, [tf.TensorSpec([], tf.int32, name="n")], [model.decoder], tmp)
+        return _convert(tmp, "none")
+
+
+# ---------------------------------------------------------------------------------- running
+class LiteDecoder:
+    """Runs a decoder .tflite through the LiteRT interpreter, quantizing int8 input and output."""
+
+    def __init__(self, model_content: bytes = None, path: str = None, threads: int = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_content=model_content, model_path=path, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch = int(self.input["shape"][0])
+
+    def _resize(self, batch: int):
+        if batch != self.batch:
+            self.interpreter.resize_tensor_input(self.input["index"], [batch, int(self.input["shape"][1])])
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self.batch = batch
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, np.float32)
+        self._resize(len(z))
+        if self.input["dtype"] == np.int8:
+            scale, zero = self.input["quantization"]
+            z = np.clip(np.round(z / scale + zero), -128, 127).astype(np.int8)
+        self.interpreter.set_tensor(self.input["index"], z)
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self.output["index"])
+        if self.output["dtype"] == np.int8:
+            scale, zero = self.output["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+
+def latency_per_sample(run, z: np.ndarray, batch: int, repeats: int = 20) -> float:
+    """Seconds per sample of `run` at batch size `batch` (median of `repeats` timed calls)."""
+    zb = z[:batch] if len(z) >= batch else np.resize(z, (batch, z.shape[1]))
+    run(zb)  # warm-up: allocation, first call
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(zb)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) / batch
+
+
+def measure(content: bytes, reference, z: np.ndarray) -> dict:
+    """Size, error against the Keras decoder's pixel means `reference` on z, and latency."""
+    lite = LiteDecoder(model_content=content)
+    got = np.concatenate([lite(z[i:i + 64]) for i in range(0, len(z), 64)])
+    err = np.abs(got - reference)
+    return {
+        "bytes": len(content),
+        "max_abs_error": float(err.max()),
+        "mean_abs_error": float(err.mean()),
+        "us_per_sample_batch1": latency_per_sample(lite, z, 1, repeats=50) * 1e6,
+        "us_per_sample_batch64": latency_per_sample(lite, z, 64) * 1e6,
+    }
+
+
+def tensor_details(content: bytes) -> dict:
+    """Input and output tensors of a .tflite file (name, shape, dtype, quantization): for apps."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=content)
+
+    def describe(d):
+        scale, zero = d["quantization"]
+        return {"name": d["name"], "shape": [int(s) for s in d["shape_signature"]], "dtype": np.dtype(d["dtype"]).name,
+                "quantization": {"scale": float(scale), "zero_point": int(zero)} if scale else None}
+
+    return {"inputs": [describe(d) for d in it.get_input_details()],
+            "outputs": [describe(d) for d in it.get_output_details()]}
+

@@ -1,0 +1,240 @@
+"""Export: a SavedModel a bare TensorFlow process serves, TFLite decoders, the numpy-only runner."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae.errors import TfvaeError
+
+from test_cli import run_cli
+
+# Error bounds of each TFLite variant against the Keras decoder's pixel means (pixels in [0, 1]).
+ERROR_BOUNDS = {"none": 1e-5, "float16": 5e-3, "dynamic": 0.05, "int8": 0.15}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, bars_npz):
+    from tfvae.cli.main import main
+
+    root = tmp_path_factory.mktemp("export")
+    out = {}
+    for name, model in (("vae", "vae"), ("ae", "ae")):
+        run = root / f"run-{name}"
+        with pytest.raises(SystemExit) as e:
+            main(["fit", "-d", bars_npz, "-m", model, "-o", str(run), "--hidden", "32", "-z", "4", "-b", "64",
+                  "-e", "2", "-q"])
+        assert e.value.code == 0
+        with pytest.raises(SystemExit) as e:
+            main(["export", str(run), "-o", str(root / f"exp-{name}"), "--name", name])
+        assert e.value.code == 0
+        out[name] = (run, root / f"exp-{name}")
+    return out
+
+
+BARE = textwrap.dedent("""
+    import importlib.abc, json, sys
+    import numpy as np
+
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tfvae", "tensorflow_probability", "tf_keras"):
+                raise ImportError("refused in the bare process: " + name)
+            return None
+
+    sys.meta_path.insert(0, Refuse())
+    import tensorflow as tf
+
+    path, data = sys.argv[1], np.load(sys.argv[2])
+    m = tf.saved_model.load(path)
+    out = {"signatures": sorted(m.signatures.keys())}
+    images = tf.constant(data["images"])
+    out["decode"] = m.signatures["decode"](z=tf.constant(data["z"]))["images"].numpy().tolist()
+    enc = m.signatures["encode"](images=images)
+    out["encode"] = {k: v.numpy().tolist() for k, v in enc.items()}
+    out["serving_default"] = m.signatures["serving_default"](images=images)["reconstructions"].numpy().tolist()
+    if "sample" in m.signatures:
+        s = m.signatures["sample"](n=tf.constant(5))
+        out["sample"] = {"shape": list(s["images"].shape), "z": list(s["z"].shape),
+                         "min": float(tf.reduce_min(s["images"])), "max": float(tf.reduce_max(s["images"]))}
+        out["score"] = m.signatures["score"](images=images)["score"].numpy().tolist()
+    out["modules"] = sorted({k.split(".")[0] for k in sys.modules})
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("kind", ["vae", "ae"])
+def test_savedmodel_runs_every_signature_in_a_process_that_imports_only_tensorflow(tmp_path, exported, kind):
+    run, exp = exported[kind]
+    model = tfvae.load(str(run))
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 28, 28, 1)).astype(np.float32)
+    z = rng.standard_normal((4, 4)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", images=images, z=z)
+    script = tmp_path / "bare.py"
+    script.write_text(BARE)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-I", str(script), str(exp / "saved_model" / kind / "1"),
+                           str(tmp_path / "in.npz")], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "tfvae" not in out["modules"] and "tensorflow_probability" not in out["modules"]
+    expected = ["decode", "encode", "serving_default"] + (["sample", "score"] if kind == "vae" else [])
+    assert out["signatures"] == sorted(expected)
+    np.testing.assert_allclose(out["decode"], model.decode(z), atol=1e-5)
+    np.testing.assert_allclose(out["serving_default"], model.reconstruct(images), atol=1e-5)
+    if kind == "vae":
+        q = model.posterior(images)
+        np.testing.assert_allclose(out["encode"]["loc"], q.mean().numpy(), atol=1e-5)
+        np.testing.assert_allclose(out["encode"]["scale"], q.stddev().numpy(), atol=1e-5)
+        s = out["sample"]
+        assert s["shape"] == [5, 28, 28, 1] and s["z"] == [5, 4] and 0.0 <= s["min"] and s["max"] <= 1.0
+        assert len(out["score"]) == 3 and all(np.isfinite(out["score"])) and min(out["score"]) > 0
+    else:
+        np.testing.assert_allclose(out["encode"]["code"], model.encode(images), atol=1e-5)
+
+
+def test_saved_model_cli_lists_the_signatures(exported):
+    _, exp = exported["vae"]
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", str(exp / "saved_model" / "vae" / "1"), "--all"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for sig, tensors in (("serving_default", ["inputs['images']", "outputs['reconstructions']"]),
+                         ("encode", ["outputs['loc']", "outputs['scale']"]),
+                         ("decode", ["inputs['z']", "outputs['images']"]),
+                         ("sample", ["inputs['n']", "outputs['images']", "outputs['z']"]),
+                         ("score", ["outputs['score']"])):
+        assert f"signature_def['{sig}']" in proc.stdout
+        for t in tensors:
+            assert t in proc.stdout
+
+
+def test_every_tflite_variant_runs_in_litert_within_its_error_bound(exported):
+    from tfvae.export.tflite import LiteDecoder, prior_z
+
+    run, exp = exported["vae"]
+    report = json.loads((exp / "report.json").read_text())
+    model = tfvae.load(str(run))
+    z = prior_z(4, 300, 123)
+    reference = model.decode(z)
+    assert ERROR_BOUNDS["int8"] > ERROR_BOUNDS["float16"]  # int8 is held to a looser bound
+    for variant, bound in ERROR_BOUNDS.items():
+        entry = report["tflite"][variant]
+        assert entry["max_abs_error"] < bound, (variant, entry)
+        lite = LiteDecoder(path=str(exp / entry["file"]))
+        got = np.concatenate([lite(z[:1]), lite(z[1:65]), lite(z[65:])])  # batch 1, 64 and the rest
+        assert got.shape == reference.shape
+        assert np.abs(got - reference).max() < bound, variant
+        assert entry["bytes"] == os.path.getsize(exp / entry["file"])
+        assert entry["us_per_sample_batch1"] > 0 and entry["us_per_sample_batch64"] > 0
+    sizes = {v: report["tflite"][v]["bytes"] for v in ERROR_BOUNDS}
+    assert sizes["int8"] < sizes["float16"] < sizes["none"] and sizes["dynamic"] < sizes["float16"]
+    int8 = report["tflite"]["int8"]["tensors"]
+    assert int8["inputs"][0]["dtype"] == "int8" and int8["inputs"][0]["quantization"]["scale"] > 0
+    assert int8["outputs"][0]["dtype"] == "int8"
+
+
+def test_sampler_tflite_draws_images_on_the_device(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, exp = exported["vae"]
+    it = Interpreter(model_path=str(exp / "tflite" / "sampler.tflite"))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], np.array(5, np.int32))
+    it.invoke()
+    images = it.get_tensor(it.get_output_details()[0]["index"])
+    assert images.shape == (5, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
+
+
+def test_edge_runner_in_a_venv_with_only_numpy_and_litert(tmp_path, exported):
+    _, exp = exported["vae"]
+    venv = tmp_path / "edge-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = str(venv / "bin" / "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r",
+                          str(exp / "edge" / "requirements.txt")], capture_output=True, text=True, timeout=900)
+    assert pip.returncode == 0, "pip could not install numpy and ai-edge-litert: " + pip.stderr[-2000:]
+    assert subprocess.run([py, "-c", "import tensorflow"], capture_output=True).returncode != 0
+    runner = str(exp / "edge" / "tfvae_edge.py")
+
+    def run(*args):
+        proc = subprocess.run([py, runner, *map(str, args)], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    model = exp / "tflite" / "decoder_int8.tflite"
+    assert "wrote" in run("--model", model, "-n", 16, "--seed", 5, "-o", tmp_path / "a.png")
+    run("--model", model, "-n", 16, "--seed", 5, "-o", tmp_path / "b.png")
+    run("--model", model, "-n", 16, "--seed", 6, "-o", tmp_path / "c.png")
+    a, b, c = ((tmp_path / f).read_bytes() for f in ("a.png", "b.png", "c.png"))
+    assert a == b and a != c
+    import tensorflow as tf
+
+    png = tf.io.decode_png(a).numpy()
+    assert png.shape == (4 * 28 + 5 * 2, 4 * 28 + 5 * 2, 1)
+    # .npy output equals the interpreter run in-process on the same z (seeded numpy draws)
+    run("--model", exp / "tflite" / "decoder_none.tflite", "-n", 3, "--seed", 2, "-o", tmp_path / "x.npy")
+    from tfvae.export.tflite import LiteDecoder
+
+    z = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    lite = LiteDecoder(path=str(exp / "tflite" / "decoder_none.tflite"))
+    np.testing.assert_allclose(np.load(tmp_path / "x.npy"), np.clip(lite(z), 0, 1), atol=1e-6)
+
+
+def test_reexport_refuses_to_overwrite_and_force_or_a_new_version_works(capsys, exported):
+    run, exp = exported["vae"]
+    code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "-q", "none")
+    assert code != 0 and "saved_model/vae/1 already exists; pass --force" in err
+    code, out, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "-q", "none")
+    assert code == 0, err
+    assert (exp / "saved_model" / "vae" / "2" / "saved_model.pb").is_file()  # the next free version
+    code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "--force", "-q", "none")
+    assert code == 0, err
+    assert sorted(os.listdir(exp / "saved_model" / "vae")) == ["1", "2"]
+    assert not [d for d in os.listdir(exp) if d.startswith(".")]  # no staging or trash left
+
+
+def test_a_failed_export_leaves_no_partial_version(tmp_path, exported, monkeypatch):
+    from tfvae.export import exporter, tflite
+
+    run, _ = exported["vae"]
+    out = tmp_path / "exp"
+
+    def broken(*args, **kwargs):
+        raise TfvaeError("conversion failed (injected)")
+
+    monkeypatch.setattr(tflite, "convert_decoder", broken)
+    with pytest.raises(TfvaeError, match="injected"):
+        exporter.export_run(tfvae.load(str(run)), str(out), name="m")
+    assert not (out / "saved_model").exists()  # the SavedModel was written, but only in staging
+    assert os.listdir(out) == []
+
+
+def test_autoencoder_export_has_no_prior_signatures(capsys, exported, tmp_path):
+    run, exp = exported["ae"]
+    report = json.loads((exp / "report.json").read_text())
+    assert report["saved_model"]["signatures"] == ["serving_default", "encode", "decode"]
+    assert report["sampler"] is None and not (exp / "tflite" / "sampler.tflite").exists()
+    assert sorted(os.listdir(exp / "tflite")) == [f"decoder_{v}.tflite" for v in ("dynamic", "float16", "int8", "none")]
+    code, _, err = run_cli(capsys, "export", run, "-o", tmp_path / "e2", "-q", "int8")
+    assert code == 0 and "sample` and `score` signatures and sampler.tflite are for vae/iwae runs only" in err
+
+
+def test_export_readme_says_how_to_serve_and_run(exported):
+    _, exp = exported["vae"]
+    text = (exp / "README.md").read_text()
+    assert "docker run -p 8501:8501" in text and "target=/models/vae" in text and "MODEL_NAME=vae" in text
+    for sig in ("serving_default", "encode", "decode", "sample", "score"):
+        assert f"-d @requests/{sig}.json http://localhost:8501/v1/models/vae:predict" in text
+        body = json.loads((exp / "requests" / f"{sig}.json").read_text())
+        assert body["signature_name"] == sig
+    assert "saved_model_cli show --dir saved_model/vae/1 --all" in text
+    assert "pip install numpy ai-edge-litert" in text and "Raspberry Pi" in text and "Android" in text
