@@ -61,7 +61,7 @@ def test_dae_corrupts_the_input_and_compares_with_the_clean_one(noise):
     x = _x(n=64)
     noise_t = m.draw_noise(len(x), [3, 4])
     loss, _ = m.objective(tf.constant(x), noise_t)
-    raw = noise_t["corrupt"].numpy()
+    raw = noise_t["corrupt"].numpy().reshape(x.shape)
     if noise == "masking":
         x_tilde = x * (raw >= 0.4)
         dropped = 1 - (raw >= 0.4).mean()

@@ -121,7 +121,7 @@ DISTRIBUTED = textwrap.dedent("""
         import tensorflow as tf
         sums, done, finite = t._train_chunk(order, tf.constant(0), tf.constant(3))
         out[name] = dict(replicas=t.replicas, loss=loss, grads=[g.ravel().tolist() for g in grads],
-                         chunk_loss=float(sums["loss"]),
+                         chunk_loss=float(sums[0]),
                          weights=[w.numpy().ravel().tolist() for w in t.model.trainable_variables])
     print(json.dumps(out))
 """)

@@ -17,6 +17,8 @@ one global batch see exactly the noise one device would.
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from tfvae.probability import diagonal_gaussian, kl_divergence, kl_per_dimension, standard_normal_prior
@@ -31,7 +33,7 @@ def draw_noise(config, batch_size: int, image_shape, seed):
     latent_dim) for the reparameterization).
     """
     seeds = tf.random.experimental.stateless_split(seed, num=3)
-    shape = [batch_size, *image_shape]
+    shape = [batch_size, math.prod(image_shape)]  # flat: elementwise work on (batch, pixels) is fastest
     noise = {}
     if config.binarization == "dynamic":
         noise["binarize"] = tf.random.stateless_uniform(shape, seeds[0])
@@ -48,7 +50,7 @@ def draw_noise(config, batch_size: int, image_shape, seed):
 
 def binarize(x, uniforms):
     """Dynamic binarization: pixel = 1 with probability equal to its intensity."""
-    return tf.cast(uniforms < x, x.dtype)
+    return tf.reshape(tf.cast(tf.reshape(uniforms, [tf.shape(x)[0], -1]) < _flat(x), x.dtype), tf.shape(x))
 
 
 def corrupt(x, kind: str, level: float, noise):
@@ -56,9 +58,16 @@ def corrupt(x, kind: str, level: float, noise):
 
     masking: each input set to 0 with probability `level` (nu); gaussian: x + level * N(0, 1).
     """
+    flat, noise = _flat(x), tf.reshape(noise, [tf.shape(x)[0], -1])
     if kind == "masking":
-        return x * tf.cast(noise >= level, x.dtype)
-    return x + level * noise
+        out = flat * tf.cast(noise >= level, x.dtype)
+    else:
+        out = flat + level * noise
+    return tf.reshape(out, tf.shape(x))
+
+
+def _flat(x):
+    return tf.reshape(x, [tf.shape(x)[0], -1])
 
 
 # --------------------------------------------------------------------------- autoencoders
@@ -109,9 +118,8 @@ def _decode_samples(decoder, likelihood, x, z):
     """log p(x|z) for z of shape (batch, samples, latent): shape (batch, samples)."""
     batch, samples = tf.shape(z)[0], tf.shape(z)[1]
     flat = tf.reshape(z, [-1, z.shape[-1]])
-    px = likelihood.distribution(decoder(flat, training=True))
     x_rep = tf.repeat(x, samples, axis=0)
-    return tf.reshape(px.log_prob(x_rep), [batch, samples])
+    return tf.reshape(likelihood.log_prob(decoder(flat, training=True), x_rep), [batch, samples])
 
 
 def elbo(encoder, decoder, likelihood, x, eps):

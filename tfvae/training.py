@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfvae import images as img
 from tfvae.errors import ConfigError, TrainingError
 from tfvae.models import Autoencoder
+from tfvae.optim import FusedAdam
 from tfvae.progress import Progress, format_metrics
 from tfvae.rundir import RunDir
 from tfvae.strategy import has_gpu, make_strategy
@@ -100,7 +101,7 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)  # the initial weights follow from the seed
         with self.strategy.scope():
             self.model = Autoencoder(config, splits.image_shape)
-            self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+            self.optimizer = FusedAdam(learning_rate=config.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -120,6 +121,7 @@ class Trainer:
             self.train_x = tf.identity(tf.convert_to_tensor(splits.train, tf.float32))
         self.val_x = tf.convert_to_tensor(splits.validation, tf.float32)
         self._grads_fn = tf.function(self._grads, jit_compile=self.jit)
+        self._update_fn = tf.function(self._fused_update, jit_compile=self.jit)
         self._train_chunk = tf.function(self._train_chunk_py)
         self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
         self._writer = None
@@ -137,67 +139,79 @@ class Trainer:
         return cfg.beta * tf.minimum(1.0, progress)
 
     def _grads(self, x, noise, kl_weight):
+        """Gradients of the loss scaled by the GLOBAL batch, and the metric sums (a vector)."""
         with tf.GradientTape() as tape:
             loss, metrics = self.model.objective(x, noise, kl_weight)
             scaled = tf.nn.compute_average_loss(loss, global_batch_size=self.global_batch)
         grads = tape.gradient(scaled, self.model.trainable_variables)
-        return grads, {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
+        return grads, tf.stack([tf.reduce_sum(metrics[k]) for k in self.metric_names])
 
-    def _replica_batch(self, x, seed):
-        """This replica's slice of the global batch and of the noise drawn for the whole of it."""
-        noise = self.model.draw_noise(self.global_batch, seed)
-        if self.replicas > 1:
-            per = self.global_batch // self.replicas
-            start = tf.distribute.get_replica_context().replica_id_in_sync_group * per
-            x = x[start:start + per]
-            noise = {k: v[start:start + per] for k, v in noise.items()}
-        return x, noise
+    def _my_slice(self, tensors):
+        """This replica's slice (along the batch axis) of tensors made for the whole global batch."""
+        if self.replicas == 1:
+            return tensors
+        per = self.global_batch // self.replicas
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * per
+        return tf.nest.map_structure(lambda t: t[start:start + per], tensors)
 
-    def _replica_step(self, x, seed, kl_weight):
-        x, noise = self._replica_batch(x, seed)
-        grads, sums = self._grads_fn(x, noise, kl_weight)
+    def _fused_update(self, images, idx, noise, kl_weight):
+        """One device: gather the batch, gradients and the Adam update in one compiled launch."""
+        grads, sums = self._grads(tf.gather(images, idx), noise, kl_weight)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return sums
+
+    def _replica_step(self, idx, seed, kl_weight):
+        """One training step on this replica: idx are the global batch's example indices."""
+        idx, noise = self._my_slice((idx, self.model.draw_noise(self.global_batch, seed)))
+        if self.replicas == 1:
+            return self._update_fn(self.train_x, idx, noise, kl_weight)
+        # Several replicas: gather next to the data, compute, and let Adam sum the gradients.
+        grads, sums = self._grads_fn(tf.gather(self.train_x, idx), noise, kl_weight)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return sums
 
     def gradients(self, x, seed):
-        """(loss, gradients) of one global batch, summed over the replicas; nothing is updated.
-
-        The loss is the mean over the global batch, as the optimizer sees it.
-        """
+        """(loss, gradients) of one global batch of images, summed over the replicas; nothing is
+        updated. The loss is the mean over the global batch, as the optimizer sees it."""
         x = tf.convert_to_tensor(x, tf.float32)
         seed = tf.convert_to_tensor(seed, tf.int64)
+        loss_index = self.metric_names.index("loss")
 
         def replica_fn(x, seed):
-            x, noise = self._replica_batch(x, seed)
+            x, noise = self._my_slice((x, self.model.draw_noise(self.global_batch, seed)))
             grads, sums = self._grads_fn(x, noise, self.kl_weight(self.step))
-            return sums["loss"] / self.global_batch, grads
+            return sums[loss_index] / self.global_batch, grads
 
         @tf.function
         def run(x, seed):
             loss, grads = self.strategy.run(replica_fn, args=(x, seed))
-            reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+            reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)  # noqa: E731
             return reduce(loss), [reduce(g) for g in grads]
 
         loss, grads = run(x, seed)
         return float(loss), [g.numpy() for g in grads]
 
     def _train_chunk_py(self, order, first, count):
-        """Runs `count` steps from step `first` of the epoch whose example order is `order`."""
+        """Runs `count` steps from step `first` of the epoch whose example order is `order`.
+
+        Returns (metric sums, steps done, finite); it stops before the step whose loss is not finite.
+        """
         b = self.global_batch
-        sums = {k: tf.constant(0.0) for k in self.metric_names}
+        sums = tf.zeros([len(self.metric_names)])
         done = tf.constant(0)
         finite = tf.constant(True)
+        loss_index = self.metric_names.index("loss")
         for i in tf.range(count):
             s = first + i
-            x = tf.gather(self.train_x, order[s * b:(s + 1) * b])
             seed = tf.random.experimental.stateless_fold_in(self.seeds["step_noise"], self.step)
-            per_replica = self.strategy.run(self._replica_step, args=(x, seed, self.kl_weight(self.step)))
+            per_replica = self.strategy.run(self._replica_step,
+                                            args=(order[s * b:(s + 1) * b], seed, self.kl_weight(self.step)))
             step_sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            if not tf.math.is_finite(step_sums["loss"]):
+            if not tf.math.is_finite(step_sums[loss_index]):
                 finite = tf.constant(False)
                 break
             self.step.assign_add(1)
-            sums = {k: sums[k] + step_sums[k] for k in self.metric_names}
+            sums += step_sums
             done += 1
         return sums, done, finite
 
@@ -261,8 +275,8 @@ class Trainer:
                 chunk_sums, done, finite = self._train_chunk(order, tf.constant(s), tf.constant(count))
                 done = int(done)
                 seconds += time.perf_counter() - t0
-                for k in sums:
-                    sums[k] += float(chunk_sums[k])
+                for k, v in zip(self.metric_names, chunk_sums.numpy().tolist()):
+                    sums[k] += v
                 s += done
                 if not bool(finite):
                     self._stop_non_finite(epoch, s + 1)
