@@ -60,10 +60,20 @@ FIT_OPTIONS = [
     opt("--batch-size", "-b", type=int, help="Global batch size (split over the replicas)."),
     opt("--learning-rate", "--lr", type=float, help="Adam learning rate."),
     opt("--seed", type=int, help="Seed of everything: weights, data order, noise."),
+    opt("--lr-schedule", type=click.Choice(C.LR_SCHEDULES), help="constant, or iwae: Burda et al.'s 3^i epochs "
+        "at lr * 10^(-i/7), i = 0..7."),
+    opt("--adam-epsilon", type=float, help="Adam's epsilon.", show=False),
     opt("--strategy", type=click.Choice(C.STRATEGIES), help="auto: MirroredStrategy over several GPUs, "
-        "else one device."),
+        "else one device; multiworker: the cluster in TF_CONFIG."),
     opt("--jit", type=click.Choice(C.JIT_CHOICES), help="XLA for the training step (auto: on for mlp; "
         "for conv only on GPU)."),
+    opt("--mixed-precision/--no-mixed-precision", name="mixed_precision",
+        help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs; distributions and losses stay float32.",
+        show=False),
+    opt("--checkpoint-every", type=int, help="Also checkpoint every N steps (for long epochs); 0: per epoch.",
+        show=False),
+    opt("--worker-timeout", type=float, help="multiworker: seconds to wait for a lost worker before stopping.",
+        show=False),
     opt("--l1", type=float, help="sae: lambda of lambda * ||h||_1."),
     opt("--noise", type=click.Choice(C.NOISES), help="dae: masking (inputs zeroed) or additive gaussian."),
     opt("--noise-level", type=float, help="dae: masking probability nu, or Gaussian sigma."),
@@ -97,7 +107,9 @@ def fit_options(f):
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def fit(recipe, out, resume, overwrite, quiet, **options):
+@click.option("--local-workers", type=click.IntRange(min=2), default=None,
+              help="Run a multi-worker job of N processes on this machine (127.0.0.1), to try it out.")
+def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
     """Train a model; checkpoints, metrics, images and the final model go to the run directory.
 
     \b
@@ -106,19 +118,53 @@ def fit(recipe, out, resume, overwrite, quiet, **options):
       tfvae fit -d idx:/usr/share/datasets/fashion-mnist -m vae -z 2 -e 20 -o runs/fmnist-z2
       tfvae fit -d npz:data.npz -m dae --noise masking --noise-level 0.3
       tfvae fit -o runs/fmnist-z2 --resume --epochs 40
+      tfvae fit -d mnist --local-workers 2 -o runs/two-workers
+
+    \b
+    Exit status: 0 done; 75 stopped by SIGINT/SIGTERM after saving a checkpoint (continue with
+    --resume); 1 failed; 2 bad options.
     """
     given = {k: v for k, v in options.items() if v is not None}
     if resume and recipe:
         raise click.UsageError("--config starts a new run; --resume continues one with its saved config")
-    from tfvae.runtime import import_tensorflow_quietly
     from tfvae.api import fit as fit_api, resolve_config
+    from tfvae.rundir import RunDir
+    from tfvae.runtime import import_tensorflow_quietly
 
-    if not resume:
-        resolve_config(given, recipe)  # option errors come before TensorFlow starts
-    import_tensorflow_quietly()
+    # Option errors come before TensorFlow starts.
+    config = RunDir(out).read()[0].replace(**given) if resume and out else resolve_config(given, recipe)
+    if local_workers:
+        from tfvae.cluster import run_local_workers
+
+        if given.get("strategy", "multiworker") != "multiworker":
+            raise click.UsageError("--local-workers runs --strategy multiworker; drop --strategy")
+        if not out:
+            raise click.UsageError("--local-workers needs --out: every worker must name the same run directory")
+        given.pop("strategy", None)
+        args = _as_arguments(given) + ["--out", out] + (["--config", recipe] if recipe else []) \
+            + (["--resume"] if resume else []) + (["--overwrite"] if overwrite else []) + (["-q"] if quiet else [])
+        for line in run_local_workers(local_workers, args)[1:]:
+            click.echo(line, err=True)
+        click.echo(out)
+        return
+    import_tensorflow_quietly(strategy=config.strategy, worker_timeout=config.worker_timeout)
     result = fit_api(out=out, resume=resume, overwrite=overwrite, recipe=recipe, progress=not quiet,
                      **given)
     click.echo(result.run_dir)
+
+
+def _as_arguments(given: dict) -> list:
+    """Options back into command-line arguments (for the worker processes)."""
+    args = []
+    for name, value in given.items():
+        flag = C.option_name(name)
+        if isinstance(value, bool):
+            args.append(flag if value else flag.replace("--", "--no-", 1))
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, str(value)]
+    return args
 
 
 @click.command()

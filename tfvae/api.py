@@ -66,13 +66,13 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
       >>> run.metrics["val_elbo"]
     """
     from tfvae.progress import Progress
+    from tfvae.strategy import worker_info
 
     if dataset is not None:
         options["dataset"] = dataset
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; choose one")
     stream = stream or sys.stderr
-    bar = Progress(stream=stream, enabled=progress)
 
     if resume:
         if not out:
@@ -82,11 +82,15 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
         conflict = resume_conflicts(saved, options)
         if conflict:
             raise RunDirError(f"cannot resume {run.path}: {conflict}")
-        runtime = {k: v for k, v in options.items()}
-        config = saved.replace(**runtime) if runtime else saved
+        config = saved.replace(**options) if options else saved
     else:
         config = resolve_config(options, recipe)
         run = RunDir(out or default_run_dir(config))
+    # In a multi-worker job only the chief writes the run directory; the others read it.
+    worker = worker_info() if config.strategy == "multiworker" else None
+    chief = worker is None or worker.is_chief
+    bar = Progress(stream=stream, enabled=progress and chief)
+    if not resume and chief:
         if run.exists() and not overwrite:
             hint = "pass --resume to continue it or --overwrite to replace it" if run.is_run() else \
                 "choose another --out or pass --overwrite"
@@ -112,17 +116,25 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
             )
         trainer = Trainer(config, splits, run, progress=bar)
         restored = trainer.restore()
-        run.write_config(config, meta)
+        if chief:
+            run.write_config(config, meta)
         bar.message(f"resuming {run.path} from "
                     + (f"epoch {int(trainer.epoch.numpy())}, step {int(trainer.step.numpy())}" if restored else "the start"))
     else:
         trainer = Trainer(config, splits, run, progress=bar)  # fails before anything is written
-        run.create(config, meta, overwrite=overwrite)
+        if chief:
+            run.create(config, meta, overwrite=overwrite)
         bar.message(f"training {config.model} ({config.network}) on {config.dataset}: "
                     f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test "
-                    f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s), "
-                    f"XLA {'on' if trainer.jit else 'off'} -> {run.path}")
+                    f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s)"
+                    + (f" on {worker.count} workers" if worker else "")
+                    + f", XLA {'on' if trainer.jit else 'off'}"
+                    + (f", {trainer.policy}" if config.mixed_precision else "") + f" -> {run.path}")
     metrics = trainer.train()
+    digest = metrics.pop("weights_sha256", "")
+    if worker is not None:
+        print(f"worker {worker.index}/{worker.count}: done, {int(trainer.epoch.numpy())} epochs, "
+              f"weights sha256 {digest}", file=stream, flush=True)
     bar.message(f"done: {run.path} ({int(trainer.epoch.numpy())} epochs)")
     return FitResult(run.path, config, metrics)
 

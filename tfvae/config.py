@@ -20,10 +20,11 @@ VARIATIONAL = ("vae", "iwae")
 NETWORKS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 BINARIZATIONS = ("none", "static", "dynamic")
-STRATEGIES = ("auto", "default", "mirrored")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+LR_SCHEDULES = ("constant", "iwae")
 GAUSSIAN_VARIANCES = ("pixel", "image", "fixed")
 NOISES = ("masking", "gaussian")
-ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid", "swish")
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid", "swish", "gated")
 CODE_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
 JIT_CHOICES = ("auto", "on", "off")
 
@@ -44,7 +45,8 @@ MODEL_OPTIONS = {
 
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
-    {"epochs", "learning_rate", "strategy", "jit", "data_dir", "image_every", "steps_per_call"}
+    {"epochs", "learning_rate", "strategy", "jit", "data_dir", "image_every", "steps_per_call",
+     "checkpoint_every", "worker_timeout", "mixed_precision"}
 )
 
 
@@ -91,10 +93,15 @@ class Config:
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # "iwae": Burda et al.'s 3^i epochs at lr * 10^(-i/7), i = 0..7
+    adam_epsilon: float = 1e-7
     seed: int = 0
     strategy: str = "auto"
     jit: str = "auto"
+    mixed_precision: bool = False
     steps_per_call: int = 0  # 0: chosen from the epoch length
+    checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
+    worker_timeout: float = 60.0  # seconds a multi-worker collective may wait for a lost worker
     image_every: int = 1
 
     # ------------------------------------------------------------------ derived values
@@ -159,13 +166,16 @@ class Config:
         choice("activation", ACTIVATIONS)
         choice("code_activation", CODE_ACTIVATIONS)
         choice("jit", JIT_CHOICES)
+        choice("lr_schedule", LR_SCHEDULES)
+        if not isinstance(self.mixed_precision, bool):
+            raise ConfigError(f"--mixed-precision is a flag (true or false), got {self.mixed_precision!r}")
         for name in ("latent_dim", "epochs", "batch_size", "mc_samples", "iw_samples", "image_every"):
             positive(name)
-        for name in ("kl_warmup", "steps_per_call"):
+        for name in ("kl_warmup", "steps_per_call", "checkpoint_every"):
             positive(name, allow_zero=True)
         if self.max_train_examples is not None:
             positive("max_train_examples")
-        for name in ("learning_rate", "gaussian_scale", "min_scale"):
+        for name in ("learning_rate", "gaussian_scale", "min_scale", "adam_epsilon", "worker_timeout"):
             positive(name, integer=False)
         for name in ("l1", "contractive", "beta", "free_bits", "noise_level"):
             positive(name, integer=False, allow_zero=True)

@@ -34,3 +34,9 @@ class RunDirError(TfvaeError):
 
 class TrainingError(TfvaeError):
     """Training stopped: a non-finite loss, for instance."""
+
+
+class Interrupted(TfvaeError):
+    """Training stopped by SIGINT or SIGTERM after saving a checkpoint; --resume continues it."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again (a scheduler can requeue the job with --resume)

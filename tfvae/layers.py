@@ -37,6 +37,36 @@ class PositiveScale(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class GatedDense(keras.layers.Layer):
+    """A gated dense layer: h = (W x + b) * sigmoid(V x + c) (Dauphin et al., 2017).
+
+    The hidden layer of the VampPrior / Exemplar VAE papers' MLP VAEs (`--activation gated`).
+
+    Args:
+      units: output size.
+    """
+
+    def __init__(self, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.linear = keras.layers.Dense(self.units, name="linear", dtype=self.dtype_policy)
+        self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate", dtype=self.dtype_policy)
+
+    def build(self, input_shape):
+        self.linear.build(input_shape)
+        self.gate.build(input_shape)
+
+    def call(self, x):
+        return self.linear(x) * self.gate(x)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class DiagonalGaussian(keras.layers.Layer):
     """Features -> (loc, scale) of a diagonal Gaussian over `units` dimensions.
 
@@ -57,8 +87,9 @@ class DiagonalGaussian(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = int(units)
         self.min_scale = float(min_scale)
-        self.loc_layer = keras.layers.Dense(self.units, name="loc")
-        self.raw_scale_layer = keras.layers.Dense(self.units, name="raw_scale")
+        # the sublayers compute in this layer's dtype (float32 under a mixed-precision policy)
+        self.loc_layer = keras.layers.Dense(self.units, name="loc", dtype=self.dtype_policy)
+        self.raw_scale_layer = keras.layers.Dense(self.units, name="raw_scale", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.loc_layer.build(input_shape)

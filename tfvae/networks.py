@@ -19,9 +19,24 @@ import math
 import keras
 
 from tfvae.errors import ConfigError
-from tfvae.layers import DiagonalGaussian, PositiveScale
+from tfvae.layers import DiagonalGaussian, GatedDense, PositiveScale
 
 CONV_FILTERS = (32, 64)
+# The layers that produce distribution parameters compute in float32 even under a mixed-precision
+# policy (--mixed-precision): probabilities, KL and losses stay in float32.
+HEAD = "float32"
+
+
+def dense(config, units: int, name: str):
+    """A hidden dense layer: Dense with the config's activation, or GatedDense for 'gated'."""
+    if config.activation == "gated":
+        return GatedDense(units, name=name)
+    return keras.layers.Dense(units, activation=config.activation, name=name)
+
+
+def conv_activation(config):
+    """Convolutions use the config's activation; with 'gated' (a dense-layer kind), ReLU."""
+    return "relu" if config.activation == "gated" else config.activation
 
 
 def _check_image_shape(config, image_shape):
@@ -37,10 +52,10 @@ def _check_image_shape(config, image_shape):
 
 def _encoder_head(config, features):
     if config.variational:
-        loc, scale = DiagonalGaussian(config.latent_dim, config.min_scale, name="posterior")(features)
+        loc, scale = DiagonalGaussian(config.latent_dim, config.min_scale, name="posterior", dtype=HEAD)(features)
         return {"loc": loc, "scale": scale}
     activation = None if config.code_activation == "linear" else config.code_activation
-    return {"code": keras.layers.Dense(config.latent_dim, activation=activation, name="code")(features)}
+    return {"code": keras.layers.Dense(config.latent_dim, activation=activation, name="code", dtype=HEAD)(features)}
 
 
 def build_encoder(config, image_shape) -> keras.Model:
@@ -50,14 +65,14 @@ def build_encoder(config, image_shape) -> keras.Model:
     if config.network == "mlp":
         h = keras.layers.Flatten(name="flatten")(h)
         for i, units in enumerate(config.hidden):
-            h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+            h = dense(config, units, f"dense_{i}")(h)
     else:
         for i, filters in enumerate(CONV_FILTERS):
-            h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=config.activation,
+            h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=conv_activation(config),
                                     name=f"conv_{i}")(h)
         h = keras.layers.Flatten(name="flatten")(h)
         for i, units in enumerate(config.hidden):
-            h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+            h = dense(config, units, f"dense_{i}")(h)
     return keras.Model(x, _encoder_head(config, h), name="encoder")
 
 
@@ -67,8 +82,8 @@ def _pixel_head(config, h, image_shape, likelihood_keys):
     out = {}
 
     def dense_image(name, activation=None):
-        y = keras.layers.Dense(size, activation=activation, name=f"{name}_dense")(h)
-        return keras.layers.Reshape(tuple(image_shape), name=name)(y)
+        y = keras.layers.Dense(size, activation=activation, name=f"{name}_dense", dtype=HEAD)(h)
+        return keras.layers.Reshape(tuple(image_shape), name=name, dtype=HEAD)(y)
 
     if "logits" in likelihood_keys:
         out["logits"] = dense_image("logits")
@@ -82,11 +97,11 @@ def _pixel_head(config, h, image_shape, likelihood_keys):
 def _scale_head(config, h, image_shape, per_pixel):
     """A learned scale: one per image (a dense unit on `h`), or one per pixel (`per_pixel`)."""
     if config.gaussian_variance == "image":
-        s = keras.layers.Dense(1, name="scale_dense")(h)
-        s = PositiveScale(config.min_scale, name="scale_positive")(s)
-        return keras.layers.Reshape((1, 1, 1), name="scale")(s)
+        s = keras.layers.Dense(1, name="scale_dense", dtype=HEAD)(h)
+        s = PositiveScale(config.min_scale, name="scale_positive", dtype=HEAD)(s)
+        return keras.layers.Reshape((1, 1, 1), name="scale", dtype=HEAD)(s)
     raw = per_pixel("raw_scale")
-    return PositiveScale(config.min_scale, name="scale")(raw)
+    return PositiveScale(config.min_scale, name="scale", dtype=HEAD)(raw)
 
 
 def build_decoder(config, image_shape, likelihood_keys) -> keras.Model:
@@ -95,23 +110,23 @@ def build_decoder(config, image_shape, likelihood_keys) -> keras.Model:
     h = z
     if config.network == "mlp":
         for i, units in enumerate(reversed(config.hidden)):
-            h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+            h = dense(config, units, f"dense_{i}")(h)
         return keras.Model(z, _pixel_head(config, h, image_shape, likelihood_keys), name="decoder")
 
     height, width, channels = image_shape
     for i, units in enumerate(config.hidden):
-        h = keras.layers.Dense(units, activation=config.activation, name=f"dense_{i}")(h)
+        h = dense(config, units, f"dense_{i}")(h)
     top = h
     small = (height // 4, width // 4, CONV_FILTERS[-1])
-    h = keras.layers.Dense(math.prod(small), activation=config.activation, name="dense_grid")(h)
+    h = keras.layers.Dense(math.prod(small), activation=conv_activation(config), name="dense_grid")(h)
     h = keras.layers.Reshape(small, name="grid")(h)
     for i, filters in enumerate(reversed(CONV_FILTERS)):
-        h = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation=config.activation,
+        h = keras.layers.Conv2DTranspose(filters, 3, strides=2, padding="same", activation=conv_activation(config),
                                          name=f"deconv_{i}")(h)
 
     def conv_image(name, activation=None):
         return keras.layers.Conv2DTranspose(channels, 3, strides=1, padding="same", activation=activation,
-                                            name=name)(h)
+                                            name=name, dtype=HEAD)(h)
 
     out = {}
     if "logits" in likelihood_keys:

@@ -10,20 +10,25 @@ import tempfile
 _done = False
 
 
-def import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly(strategy: str = "auto", worker_timeout: float = 60.0) -> None:
     """Imports TensorFlow, TFP and Keras and initialises the devices with stderr captured.
 
     TensorFlow's C++ start-up messages (oneDNN notes, "could not find cuda drivers", ...) are
     printed before its log level applies. They are dropped unless the import fails, in which
-    case they are printed as they came. `TFVAE_VERBOSE=1` keeps them.
+    case they are printed as they came. `TFVAE_VERBOSE=1` keeps them. A multi-worker strategy is
+    created here, since it must exist before TensorFlow's first operation.
     """
     global _done
     if _done:
         return
     _done = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfvae.strategy import configure_devices, prepare_strategy
+
     if os.environ.get("TFVAE_VERBOSE"):
         import tensorflow  # noqa: F401
+
+        prepare_strategy(strategy, worker_timeout)
         return
     saved = os.dup(2)
     captured = tempfile.TemporaryFile()
@@ -34,8 +39,7 @@ def import_tensorflow_quietly() -> None:
         import tensorflow_probability  # noqa: F401
         import keras  # noqa: F401
 
-        from tfvae.strategy import configure_devices
-
+        prepare_strategy(strategy, worker_timeout)
         configure_devices()
         tf.config.list_logical_devices()
     except BaseException as e:

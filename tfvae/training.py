@@ -13,8 +13,13 @@ checkpoint, mid-epoch or not, ends with the same weights as an uninterrupted one
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import shutil
+import signal
+import tempfile
+import threading
 import time
 from typing import Callable, Optional
 
@@ -23,12 +28,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import images as img
-from tfvae.errors import ConfigError, TrainingError
+from tfvae.errors import ConfigError, Interrupted, TrainingError
 from tfvae.models import Autoencoder
 from tfvae.optim import FusedAdam
 from tfvae.progress import Progress, format_metrics
 from tfvae.rundir import RunDir
-from tfvae.strategy import has_gpu, make_strategy
+from tfvae.strategy import WorkerInfo, has_gpu, make_strategy, worker_info
 
 EVAL_BATCH = 500
 GRID_SAMPLES = 64
@@ -55,6 +60,67 @@ def write_scalar(tag: str, value: float, step: int) -> None:
     tf.summary.write(tag, tf.constant(value, tf.float32), step=step, metadata=metadata)
 
 
+def set_precision(config) -> str:
+    """The Keras dtype policy for the run: mixed_float16 on GPUs, mixed_bfloat16 elsewhere (with
+    --mixed-precision), float32 otherwise. Variables and the distribution heads stay float32."""
+    policy = "float32"
+    if config.mixed_precision:
+        policy = "mixed_float16" if has_gpu() else "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def learning_rate_for(config, epoch: int) -> float:
+    """The learning rate of an epoch: constant, or Burda et al.'s schedule (IWAE paper): 3^i epochs
+    at lr * 10^(-i/7) for i = 0..7 (3280 epochs), the last rate after that."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    stage, end = 0, 1
+    while epoch >= end and stage < 7:
+        stage += 1
+        end += 3 ** stage
+    return config.learning_rate * 10 ** (-stage / 7)
+
+
+def weights_digest(variables) -> str:
+    """sha256 of the weights' bytes: equal digests mean bit-identical weights (e.g. across workers)."""
+    h = hashlib.sha256()
+    for v in variables:
+        h.update(np.ascontiguousarray(v.numpy()).tobytes())
+    return h.hexdigest()
+
+
+class _StopOnSignals:
+    """SIGINT/SIGTERM set a flag that the training loop reads at the next step; a second SIGINT
+    interrupts at once."""
+
+    def __init__(self, flag: tf.Variable):
+        self.flag = flag
+        self.signal_name = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signal_name == "SIGINT" and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        self.flag.assign(1.0)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+DISTRIBUTED_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+                      tf.errors.CancelledError, tf.errors.InternalError)
+
+
 def seeds_for(seed: int) -> dict:
     """Independent stateless seeds for each use of randomness in a run."""
     return {name: tf.constant([seed, i], tf.int64) for i, name in
@@ -79,7 +145,10 @@ class Trainer:
         self.run = run
         self.progress = progress or Progress(enabled=False)
         self.log = log
+        self.policy = set_precision(config)
         self.strategy = strategy or make_strategy(config.strategy)
+        self.worker = worker_info() if config.strategy == "multiworker" else WorkerInfo()
+        self.is_chief = self.worker.is_chief
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = config.batch_size
         n = len(splits.train)
@@ -101,7 +170,9 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)  # the initial weights follow from the seed
         with self.strategy.scope():
             self.model = Autoencoder(config, splits.image_shape)
-            self.optimizer = FusedAdam(learning_rate=config.learning_rate)
+            self.optimizer = FusedAdam(learning_rate=learning_rate_for(config, 0), epsilon=config.adam_epsilon)
+            if self.policy == "mixed_float16":  # float16 gradients need loss scaling; bfloat16 does not
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -110,11 +181,14 @@ class Trainer:
         self.epoch_sums = tf.Variable(tf.zeros([len(self.metric_names)], tf.float64), trainable=False,
                                       name="epoch_sums")
         self.epoch_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="epoch_seconds")
+        self.stop_flag = tf.Variable(0.0, trainable=False, name="stop_requested")  # set by SIGINT/SIGTERM
         self.checkpoint = tf.train.Checkpoint(
             encoder=self.model.encoder, decoder=self.model.decoder, optimizer=self.optimizer,
             step=self.step, epoch=self.epoch, epoch_sums=self.epoch_sums, epoch_seconds=self.epoch_seconds,
         )
-        self.manager = tf.train.CheckpointManager(self.checkpoint, run.checkpoint_dir, max_to_keep=2,
+        # Every worker saves (saving is collective); only the chief's copy is kept, in the run directory.
+        self._scratch = None if self.is_chief else tempfile.mkdtemp(prefix=f"tfvae-worker{self.worker.index}-")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self._scratch or run.checkpoint_dir, max_to_keep=2,
                                                   step_counter=self.step, checkpoint_name="ckpt")
         device = "/GPU:0" if (has_gpu() and self.replicas == 1) else "/CPU:0"
         with tf.device(device):
@@ -143,6 +217,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             loss, metrics = self.model.objective(x, noise, kl_weight)
             scaled = tf.nn.compute_average_loss(loss, global_batch_size=self.global_batch)
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                scaled = self.optimizer.scale_loss(scaled)  # apply_gradients unscales
         grads = tape.gradient(scaled, self.model.trainable_variables)
         return grads, tf.stack([tf.reduce_sum(metrics[k]) for k in self.metric_names])
 
@@ -161,14 +237,17 @@ class Trainer:
         return sums
 
     def _replica_step(self, idx, seed, kl_weight):
-        """One training step on this replica: idx are the global batch's example indices."""
+        """One training step on this replica: idx are the global batch's example indices.
+
+        Returns the metric sums with this worker's stop request appended, for the all-reduce.
+        """
         idx, noise = self._my_slice((idx, self.model.draw_noise(self.global_batch, seed)))
         if self.replicas == 1:
-            return self._update_fn(self.train_x, idx, noise, kl_weight)
-        # Several replicas: gather next to the data, compute, and let Adam sum the gradients.
-        grads, sums = self._grads_fn(tf.gather(self.train_x, idx), noise, kl_weight)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return sums
+            sums = self._update_fn(self.train_x, idx, noise, kl_weight)
+        else:  # several replicas: gather next to the data, compute, and let Adam sum the gradients
+            grads, sums = self._grads_fn(tf.gather(self.train_x, idx), noise, kl_weight)
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return tf.concat([sums, [tf.identity(self.stop_flag)]], axis=0)
 
     def gradients(self, x, seed):
         """(loss, gradients) of one global batch of images, summed over the replicas; nothing is
@@ -194,26 +273,33 @@ class Trainer:
     def _train_chunk_py(self, order, first, count):
         """Runs `count` steps from step `first` of the epoch whose example order is `order`.
 
-        Returns (metric sums, steps done, finite); it stops before the step whose loss is not finite.
+        Returns (metric sums, steps done, finite, stopped). It stops before counting a step whose
+        loss is not finite, and after the step at which any worker was asked to stop (SIGINT or
+        SIGTERM): every worker sees the same all-reduced request, so all stop at the same step.
         """
         b = self.global_batch
-        sums = tf.zeros([len(self.metric_names)])
+        n = len(self.metric_names)
+        sums = tf.zeros([n])
         done = tf.constant(0)
         finite = tf.constant(True)
+        stopped = tf.constant(False)
         loss_index = self.metric_names.index("loss")
         for i in tf.range(count):
             s = first + i
             seed = tf.random.experimental.stateless_fold_in(self.seeds["step_noise"], self.step)
             per_replica = self.strategy.run(self._replica_step,
                                             args=(order[s * b:(s + 1) * b], seed, self.kl_weight(self.step)))
-            step_sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-            if not tf.math.is_finite(step_sums[loss_index]):
+            reduced = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+            if not tf.math.is_finite(reduced[loss_index]):
                 finite = tf.constant(False)
                 break
             self.step.assign_add(1)
-            sums += step_sums
+            sums += reduced[:n]
             done += 1
-        return sums, done, finite
+            if reduced[n] > 0:
+                stopped = tf.constant(True)
+                break
+        return sums, done, finite, stopped
 
     def _eval_batch(self, x, seed):
         noise = self.model.draw_noise(tf.shape(x)[0], seed)
@@ -239,17 +325,22 @@ class Trainer:
         seed = tf.random.experimental.stateless_fold_in(self.seeds["data_order"], epoch)
         return tf.argsort(tf.random.stateless_uniform([len(self.splits.train)], seed))
 
-    def restore(self) -> bool:
-        """Restores the latest checkpoint; False when there is none."""
-        path = self.manager.latest_checkpoint
+    def restore(self, directory: Optional[str] = None) -> bool:
+        """Restores the latest checkpoint of the run (every worker reads the chief's); False when
+        there is none."""
+        path = tf.train.latest_checkpoint(directory or self.run.checkpoint_dir)
         if not path:
             return False
         self.checkpoint.restore(path).assert_existing_objects_matched()
-        self.optimizer.learning_rate.assign(self.config.learning_rate)
         return True
 
     def save_checkpoint(self) -> str:
         return self.manager.save(checkpoint_number=self.step)
+
+    def cleanup(self) -> None:
+        """Removes a non-chief worker's scratch checkpoints."""
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def steps_per_call(self) -> int:
         if self.config.steps_per_call:
@@ -257,13 +348,36 @@ class Trainer:
         return max(1, min(100, math.ceil(self.steps_per_epoch / 20)))
 
     def train(self) -> dict:
-        """Trains up to config.epochs; returns the last metrics row."""
+        """Trains up to config.epochs; returns the last metrics row (and the weights' digest).
+
+        SIGINT/SIGTERM save a checkpoint at the next step and raise Interrupted; a checkpoint is
+        also saved every --checkpoint-every steps and at the end of each epoch.
+        """
+        try:
+            with _StopOnSignals(self.stop_flag) as signals:
+                return self._train(signals)
+        except DISTRIBUTED_ERRORS as e:
+            if self.config.strategy != "multiworker":
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise TrainingError(
+                f"worker {self.worker.index} of {self.worker.count} lost the other workers "
+                f"({type(e).__name__}: {first[:160]}); the job stops. The last checkpoint is in "
+                f"{self.run.checkpoint_dir}: restart every worker with --resume"
+            ) from None
+        finally:
+            self.cleanup()
+
+    def _train(self, signals) -> dict:
         cfg = self.config
         rows = [r for r in self.run.read_metrics() if r.get("epoch", 0) <= int(self.epoch.numpy())]
-        self.run.write_metrics(rows)
+        if self.is_chief:
+            self.run.write_metrics(rows)
         chunk = self.steps_per_call()
+        every = cfg.checkpoint_every
         while int(self.epoch.numpy()) < cfg.epochs:
             epoch = int(self.epoch.numpy())
+            self.optimizer.learning_rate.assign(learning_rate_for(cfg, epoch))
             order = self.order_for_epoch(epoch)
             s = int(self.step.numpy()) - epoch * self.steps_per_epoch  # > 0 when resuming mid-epoch
             sums = dict(zip(self.metric_names, self.epoch_sums.numpy().tolist()))
@@ -271,8 +385,10 @@ class Trainer:
             self.progress.start(f"epoch {epoch + 1}/{cfg.epochs}", self.steps_per_epoch)
             while s < self.steps_per_epoch:
                 count = min(chunk, self.steps_per_epoch - s)
+                if every:
+                    count = min(count, every - int(self.step.numpy()) % every)
                 t0 = time.perf_counter()
-                chunk_sums, done, finite = self._train_chunk(order, tf.constant(s), tf.constant(count))
+                chunk_sums, done, finite, stopped = self._train_chunk(order, tf.constant(s), tf.constant(count))
                 done = int(done)
                 seconds += time.perf_counter() - t0
                 for k, v in zip(self.metric_names, chunk_sums.numpy().tolist()):
@@ -281,17 +397,37 @@ class Trainer:
                 if not bool(finite):
                     self._stop_non_finite(epoch, s + 1)
                 self._show(s, sums, seconds)
+                at_checkpoint = every and int(self.step.numpy()) % every == 0 and s < self.steps_per_epoch
+                if bool(stopped) or at_checkpoint:
+                    self.epoch_sums.assign(list(sums.values()))
+                    self.epoch_seconds.assign(seconds)
+                    path = self.save_checkpoint()
+                    if bool(stopped):
+                        self._interrupted(signals, epoch, s, path)
             self.epoch.assign(epoch + 1)
             row = self._finish_epoch(epoch + 1, sums, seconds)
             rows.append(row)
-            self.run.write_metrics(rows)  # metrics first: a crash before the checkpoint repeats the epoch
+            if self.is_chief:
+                self.run.write_metrics(rows)  # metrics first: a crash before the checkpoint repeats the epoch
             self.epoch_sums.assign(tf.zeros_like(self.epoch_sums))
             self.epoch_seconds.assign(0.0)
             self.save_checkpoint()
-        self.model.save(self.run.model_path)
-        if self._writer is not None:
-            self._writer.flush()
-        return rows[-1] if rows else {}
+        if self.is_chief:
+            self.model.save(self.run.model_path)
+            if self._writer is not None:
+                self._writer.flush()
+        result = dict(rows[-1]) if rows else {}
+        result["weights_sha256"] = weights_digest(self.model.keras_model.weights)
+        return result
+
+    def _interrupted(self, signals, epoch, step_in_epoch, path):
+        self.progress.message("")
+        where = self.run.path if self.is_chief else "the chief's run directory"
+        raise Interrupted(
+            f"stopped by {signals.signal_name or 'a stop request from another worker'} at epoch {epoch + 1}, "
+            f"step {step_in_epoch} of {self.steps_per_epoch}; checkpoint {os.path.basename(path)} saved in "
+            f"{where}; continue with: tfvae fit --out {self.run.path} --resume"
+        )
 
     def _means(self, sums, steps):
         n = max(1, steps * self.global_batch)
@@ -321,7 +457,7 @@ class Trainer:
     def _finish_epoch(self, epoch: int, sums: dict, seconds: float) -> dict:
         steps = self.steps_per_epoch
         train = self._means(sums, steps)
-        val = self.evaluate(self.val_x)
+        val = self.evaluate(self.val_x) if self.is_chief else {}
         rate = steps * self.global_batch / seconds if seconds > 0 else 0.0
         row = {"epoch": epoch, "step": int(self.step.numpy()), "seconds": round(seconds, 3), "images_per_sec": round(rate, 1)}
         row.update({k: v for k, v in train.items()})
@@ -332,9 +468,10 @@ class Trainer:
         if val:
             shown.update({f"val_{k}": v for k, v in val.items() if k in ("loss", "elbo")})
         self.progress.finish(steps, format_metrics(shown), f"{rate:,.0f} img/s")
-        self._summaries(epoch, train, val)
-        if epoch % self.config.image_every == 0 or epoch == self.config.epochs:
-            self.write_epoch_image(epoch)
+        if self.is_chief:
+            self._summaries(epoch, train, val)
+            if epoch % self.config.image_every == 0 or epoch == self.config.epochs:
+                self.write_epoch_image(epoch)
         return row
 
     def _summaries(self, epoch, train, val):

@@ -1,0 +1,177 @@
+"""Surviving faults: kill -9 and resume, SIGTERM, multi-worker training and a lost worker."""
+
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae.errors import Interrupted
+from tfvae.rundir import RunDir
+
+from conftest import ROOT
+
+ARGS = ["--hidden", "32", "-z", "4", "-b", "16", "--seed", "3", "-q"]
+
+
+def fit_process(*args, env=None):
+    """`tfvae fit ARGS` in a new process (Popen), run from the source checkout."""
+    env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+    return subprocess.Popen([sys.executable, "-m", "tfvae", "fit", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def weights(run_dir):
+    return [w.numpy() for w in tfvae.load(str(run_dir)).keras_model.weights]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def checkpoints(run_dir):
+    return sorted(glob.glob(os.path.join(str(run_dir), "checkpoints", "ckpt-*.index")))
+
+
+@pytest.fixture(scope="module")
+def straight(bars_npz, tmp_path_factory):
+    """The uninterrupted reference run: 4 epochs of 28 steps."""
+    out = tmp_path_factory.mktemp("faults") / "straight"
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, *ARGS)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
+
+
+def test_kill_9_mid_epoch_then_resume_equals_the_uninterrupted_run(bars_npz, tmp_path, straight):
+    out = tmp_path / "killed"
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--checkpoint-every", 10, "--steps-per-call", 2, *ARGS)
+    # after the second mid-epoch checkpoint (step 20 of 28 in epoch 1), kill -9
+    wait_for(lambda: len(checkpoints(out)) >= 2 or proc.poll() is not None, 240, "two checkpoints")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not RunDir(str(out)).read_metrics() or RunDir(str(out)).read_metrics()[-1]["epoch"] < 4
+    resumed = fit_process("-o", out, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    for a, b in zip(weights(out), weights(straight)):
+        np.testing.assert_array_equal(a, b)
+    rows, ref = RunDir(str(out)).read_metrics(), RunDir(str(straight)).read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]  # no duplicated or missing epochs
+    for r, q in zip(rows, ref):
+        assert r["loss"] == pytest.approx(q["loss"], rel=1e-5) and r["val_elbo"] == pytest.approx(q["val_elbo"], rel=1e-6)
+    # nothing half-written: every file in the run directory is complete and readable
+    assert not [f for f in os.listdir(out) if f.startswith(".")]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_with_75_then_resume_completes(bars_npz, tmp_path, straight):
+    out = tmp_path / "term"
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--steps-per-call", 1, *ARGS)
+    wait_for(lambda: len(checkpoints(out)) >= 1 or proc.poll() is not None, 240, "the first checkpoint")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == Interrupted.exit_code == 75, err
+    line = [l for l in err.splitlines() if l.startswith("Error: ")][-1]
+    assert re.search(r"stopped by SIGTERM at epoch \d+, step \d+ of 28; checkpoint ckpt-\d+ saved", line), line
+    assert "--resume" in line
+    step = int(re.search(r"ckpt-(\d+)", line).group(1))
+    assert step in [int(re.search(r"ckpt-(\d+)", p).group(1)) for p in checkpoints(out)]
+    resumed = fit_process("-o", out, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    for a, b in zip(weights(out), weights(straight)):
+        np.testing.assert_array_equal(a, b)
+    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+
+
+def _digests(text):
+    return re.findall(r"worker (\d)/2: done, \d+ epochs, weights sha256 ([0-9a-f]{64})", text)
+
+
+def test_two_local_workers_agree_with_each_other_and_with_one_process(bars_npz, tmp_path, straight):
+    out = tmp_path / "two"
+    scratch_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "tfvae-worker1-*")))
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--local-workers", 2, *ARGS)
+    _, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err
+    digests = dict(_digests(err))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], err  # bit-identical workers
+    assert RunDir(str(out)).read()[0].strategy == "multiworker"
+    # the same global batch of 16 split over 2 workers gives the single process's training
+    for a, b in zip(weights(out), weights(straight)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
+    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "tfvae-worker1-*"))) == scratch_before, "the other worker's scratch is removed"
+
+
+def test_a_lost_worker_stops_the_job_with_a_clear_error_and_resume_completes(bars_npz, tmp_path, straight):
+    out = tmp_path / "lost"
+    timeout = 20
+    t0 = time.time()
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--local-workers", 2, "--checkpoint-every", 10,
+                       "--steps-per-call", 1, "--worker-timeout", timeout, *ARGS)
+
+    def worker_1():
+        found = subprocess.run(["pgrep", "-f", f"tfvae fit .*{out}"], capture_output=True, text=True).stdout.split()
+        for pid in found:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if b'"index": 1' in f.read():
+                    return int(pid)
+        return None
+
+    wait_for(lambda: len(checkpoints(out)) >= 1, 240, "a checkpoint")
+    pid = worker_1()
+    assert pid is not None
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=timeout + 60)
+    elapsed = time.time() - killed_at
+    assert proc.returncode != 0
+    assert elapsed < timeout + 35, f"the job took {elapsed:.0f} s to stop"
+    last = [l for l in err.splitlines() if l.startswith("Error: ")][-1]
+    assert "worker 1 of 2 failed" in last and "the other workers were stopped" in last, last
+    # the chief itself noticed the lost worker and said so
+    assert re.search(r"worker 0 of 2 lost the other workers .*restart every worker with --resume", err), err[-2000:]
+    resumed = fit_process("-o", out, "--resume", "--local-workers", 2)
+    _, err = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, err
+    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+    for a, b in zip(weights(out), weights(straight)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
+    assert time.time() - t0 < 600
+
+
+def test_mixed_bfloat16_on_cpu_keeps_the_distributions_in_float32(bars_npz, tmp_path):
+    import keras
+
+    try:
+        result = tfvae.fit(bars_npz, out=str(tmp_path / "bf16"), epochs=2, mixed_precision=True, progress=False,
+                           hidden="32", latent_dim=4, batch_size=64)
+        model = tfvae.load(result.run_dir).model
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+        enc = model.encoder(x)
+        assert enc["loc"].dtype == "float32" and enc["scale"].dtype == "float32"
+        assert model.decoder(enc["loc"])["logits"].dtype == "float32"
+        hidden = model.encoder.get_layer("dense_0")
+        assert hidden.compute_dtype == "bfloat16" and hidden.kernel.dtype == "float32"
+        assert np.isfinite(result.metrics["loss"]) and np.isfinite(result.metrics["val_elbo"])
+        full = tfvae.fit(bars_npz, out=str(tmp_path / "fp32"), epochs=2, progress=False, hidden="32",
+                         latent_dim=4, batch_size=64)
+        assert keras.mixed_precision.global_policy().name == "float32"
+        assert result.metrics["val_elbo"] == pytest.approx(full.metrics["val_elbo"], rel=0.03)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
