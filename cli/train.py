@@ -205,4 +205,27 @@ def info(run_dir, as_json):
             click.echo(f"  {key:<20} {value:.6g}" if isinstance(value, float) else f"  {key:<20} {value}")
 
 
-COMMANDS = [fit, info]
+@click.command()
+@click.argument("name", required=False)
+def recipes(name):
+    """List the shipped recipes, or print one (its JSON).
+
+    \b
+    Examples:
+      tfvae recipes
+      tfvae recipes fmnist-vae
+      tfvae fit --config fmnist-vae --dataset idx:/usr/share/datasets/fashion-mnist
+    """
+    from tfvae.recipes import available, recipe_path
+
+    if name:
+        with open(recipe_path(name), encoding="utf-8") as f:
+            click.echo(f.read().rstrip())
+        return
+    shipped = available()
+    width = max(map(len, shipped)) if shipped else 0
+    for recipe, description in shipped.items():
+        click.echo(f"{recipe:<{width}}  {description}")
+
+
+COMMANDS = [fit, info, recipes]

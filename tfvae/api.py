@@ -101,7 +101,9 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
 
     splits = load_splits(config)
     import tfvae
+    from tfvae.runtime import mark
 
+    mark("data loaded")
     meta = {"image_shape": list(splits.image_shape), "class_names": splits.class_names,
             "tfvae_version": tfvae.__version__}
 
@@ -130,6 +132,7 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
                     + (f" on {worker.count} workers" if worker else "")
                     + f", XLA {'on' if trainer.jit else 'off'}"
                     + (f", {trainer.policy}" if config.mixed_precision else "") + f" -> {run.path}")
+    mark("model built")
     metrics = trainer.train()
     digest = metrics.pop("weights_sha256", "")
     if worker is not None:

@@ -55,6 +55,8 @@ def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int =
 
 
 SAMPLE_BLOCK = 100  # importance samples are drawn in blocks of this many, each with its own seed
+DEFAULT_BATCH = 100  # images per batch of the importance sampler
+DEFAULT_CHUNK = 500  # samples per step: memory ~ batch * chunk * pixels floats
 
 
 def _sample_noise(image_ids, first_block, n_blocks: int, latent: int, seed: int):
@@ -76,7 +78,7 @@ def _sample_noise(image_ids, first_block, n_blocks: int, latent: int, seed: int)
                      fn_output_signature=tf.TensorSpec([n_blocks * SAMPLE_BLOCK, latent], tf.float32))
 
 
-def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = 100, chunk: int = 500,
+def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEFAULT_BATCH, chunk: int = DEFAULT_CHUNK,
                    progress=None, jit: Optional[bool] = None, first_index: int = 0) -> np.ndarray:
     """Importance-sampled log p(x) per image (nats), with k samples from q(z|x).
 

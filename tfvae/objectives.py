@@ -116,10 +116,8 @@ def autoencoder_objective(config, encoder, decoder, likelihood, x, noise):
 # --------------------------------------------------------------------------- variational
 def _decode_samples(decoder, likelihood, x, z):
     """log p(x|z) for z of shape (batch, samples, latent): shape (batch, samples)."""
-    batch, samples = tf.shape(z)[0], tf.shape(z)[1]
     flat = tf.reshape(z, [-1, z.shape[-1]])
-    x_rep = tf.repeat(x, samples, axis=0)
-    return tf.reshape(likelihood.log_prob(decoder(flat, training=True), x_rep), [batch, samples])
+    return likelihood.log_prob_samples(decoder(flat, training=True), x, tf.shape(z)[1])
 
 
 def elbo(encoder, decoder, likelihood, x, eps):

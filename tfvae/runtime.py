@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 
 _done = False
 
@@ -56,6 +57,7 @@ def import_tensorflow_quietly(strategy: str = "auto", worker_timeout: float = 60
         os.dup2(saved, 2)
         os.close(saved)
         captured.close()
+    mark("TensorFlow imported")
     for name in ("absl", "tensorflow", "tensorflow_datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -103,3 +105,35 @@ class captured_output:
                 sys.stderr.write(self.file.read().decode("utf-8", "replace"))
         self.file.close()
         return False
+
+
+# ---------------------------------------------------------------------------------- start-up time
+_marks = []
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux /proc; else since tfvae.runtime was imported)."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.perf_counter() - _IMPORTED
+
+
+def mark(name: str) -> None:
+    """Records a start-up milestone; with TFVAE_TIMINGS=1 the trainer prints them at its first step."""
+    _marks.append((name, process_age()))
+
+
+def report_startup(stream=None) -> None:
+    if not os.environ.get("TFVAE_TIMINGS"):
+        return
+    mark("first training step done")
+    parts = ", ".join(f"{name} {t:.2f} s" for name, t in _marks)
+    print(f"timings (seconds since the process started): {parts}", file=stream or sys.stderr, flush=True)
+
+
+_IMPORTED = time.perf_counter()

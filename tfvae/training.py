@@ -33,6 +33,7 @@ from tfvae.models import Autoencoder
 from tfvae.optim import FusedAdam
 from tfvae.progress import Progress, format_metrics
 from tfvae.rundir import RunDir
+from tfvae.runtime import report_startup
 from tfvae.strategy import WorkerInfo, has_gpu, make_strategy, worker_info
 
 EVAL_BATCH = 500
@@ -375,6 +376,7 @@ class Trainer:
             self.run.write_metrics(rows)
         chunk = self.steps_per_call()
         every = cfg.checkpoint_every
+        first_call = True
         while int(self.epoch.numpy()) < cfg.epochs:
             epoch = int(self.epoch.numpy())
             self.optimizer.learning_rate.assign(learning_rate_for(cfg, epoch))
@@ -390,6 +392,9 @@ class Trainer:
                 t0 = time.perf_counter()
                 chunk_sums, done, finite, stopped = self._train_chunk(order, tf.constant(s), tf.constant(count))
                 done = int(done)
+                if first_call:
+                    first_call = False
+                    report_startup()
                 seconds += time.perf_counter() - t0
                 for k, v in zip(self.metric_names, chunk_sums.numpy().tolist()):
                     sums[k] += v

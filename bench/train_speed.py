@@ -1,0 +1,189 @@
+"""Training speed: tfvae against a plain PyTorch eager loop and a keras.io-style `model.fit`.
+
+    python bench/train_speed.py [--data /usr/share/datasets/fashion-mnist] [--epochs 5] [--conv-epochs 3]
+
+Each contender runs in its own process, one after another, on the same 60,000 Fashion-MNIST
+images: the MLP VAE 784-400-20 (ReLU), Bernoulli likelihood from logits, dynamic binarization,
+Adam 1e-3, batch 128.
+
+  tfvae fit (mlp)     `tfvae fit` itself (epoch seconds from its metrics.csv: training only)
+  tfvae fit (conv)    `tfvae fit --network conv` (32/64 conv filters, a 400-unit layer, z = 20)
+  PyTorch eager       bench/contenders/torch_vae.py (needs `pip install torch==2.13.0`)
+  Keras model.fit     bench/contenders/keras_io_vae.py: a train_step as the keras.io VAE example
+
+It prints seconds per epoch (minimum and median of the epochs after the first, which includes
+tracing and compilation), images/s, the ratios, each process's peak memory, tfvae's start-up
+time (process start to the first training step), and the matmul floor: the training FLOPs of
+an epoch divided by the best fp32 GEMM rate measured here, now.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(ROOT)
+sys.path.insert(0, REPO)
+
+N_IMAGES = 60000
+# Training FLOPs per image of the MLP VAE: forward 2*(784*400 + 400*2*20 + 20*400 + 400*784)
+# multiply-adds counted as 2 FLOPs; backward twice the forward, less the input layer's input
+# gradient (2*784*400), which is never computed.
+FORWARD = 2 * (784 * 400 + 400 * 40 + 20 * 400 + 400 * 784)
+FLOPS_PER_IMAGE = 3 * FORWARD - 2 * 784 * 400
+
+
+GEMM = r"""
+import json, time, numpy as np, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+best = {}
+for n in (512, 1024, 2048):
+    a = tf.random.normal([n, n]); b = tf.random.normal([n, n])
+    np_a, np_b = a.numpy(), b.numpy()
+    for name, f in (("tensorflow", lambda: tf.matmul(a, b).numpy()), ("numpy", lambda: np_a @ np_b)):
+        f()
+        t = min((lambda: (lambda t0: (f(), time.perf_counter() - t0)[1])(time.perf_counter()))() for _ in range(5))
+        best[name] = max(best.get(name, 0), 2 * n ** 3 / t / 1e9)
+print(json.dumps(best))
+"""
+
+
+def run(cmd, env=None):
+    """Runs cmd; returns (stdout, stderr)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(map(str, cmd[:4]))} ... failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout, proc.stderr
+
+
+def peak_rss(cmd, env=None):
+    """Runs cmd; returns (stdout, stderr, the process's peak resident memory in MiB)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **(env or {})))
+    out, err = [], []
+    import threading
+
+    def pump(stream, sink):
+        for line in stream:
+            sink.append(line)
+
+    threads = [threading.Thread(target=pump, args=(proc.stdout, out)),
+               threading.Thread(target=pump, args=(proc.stderr, err))]
+    for t in threads:
+        t.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    for t in threads:
+        t.join()
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise SystemExit(f"{' '.join(map(str, cmd[:5]))} ... failed ({code}):\n{''.join(err)[-3000:]}")
+    return "".join(out), "".join(err), usage.ru_maxrss / 1024
+
+
+def summary(name, seconds, rss):
+    after = seconds[1:] if len(seconds) > 1 else seconds
+    return {"name": name, "epochs": len(seconds), "min": min(after), "median": statistics.median(after),
+            "images_per_sec": N_IMAGES / min(after), "rss_mib": rss}
+
+
+def machine():
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX folder")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--conv-epochs", type=int, default=3)
+    p.add_argument("--skip", default="", help="comma-separated contenders to skip: conv,torch,keras")
+    args = p.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    from tfvae.data.idx import load_idx_dir
+    import numpy as np
+
+    x = load_idx_dir(args.data)[0].astype(np.float32) / 255.0
+    work = tempfile.mkdtemp(prefix="tfvae-bench-")
+    images = os.path.join(work, "train.npy")
+    np.save(images, x)
+    env_src = {"PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    results = []
+
+    def tfvae_fit(name, extra, epochs):
+        out = os.path.join(work, name.replace(" ", "-"))
+        _, err, rss = peak_rss([sys.executable, "-m", "tfvae", "fit", "-d", f"idx:{args.data}", "-o", out,
+                                "--epochs", str(epochs), "--validation-split", "0", "--image-every", str(epochs),
+                                "-q", *extra], env={**env_src, "TFVAE_TIMINGS": "1"})
+        from tfvae.rundir import RunDir
+
+        seconds = [r["seconds"] for r in RunDir(out).read_metrics()]
+        startup = re.search(r"first training step done ([0-9.]+) s", err)
+        results.append(summary(name, seconds, rss))
+        return float(startup.group(1)) if startup else None
+
+    print(f"machine: {machine()}", flush=True)
+    print("measuring the fp32 GEMM rate ...", flush=True)
+    gemm = json.loads(run([sys.executable, "-c", GEMM])[0].strip().splitlines()[-1])
+    print("tfvae fit (mlp) ...", flush=True)
+    startup = tfvae_fit("tfvae fit (mlp)", [], args.epochs)
+    if "conv" not in skip:
+        print("tfvae fit (conv) ...", flush=True)
+        tfvae_fit("tfvae fit (conv)", ["--network", "conv"], args.conv_epochs)
+    if "torch" not in skip:
+        print("PyTorch eager ...", flush=True)
+        try:
+            out, _, rss = peak_rss([sys.executable, os.path.join(ROOT, "contenders", "torch_vae.py"), images,
+                                    str(args.epochs)])
+            results.append(summary("PyTorch eager loop", json.loads(out.strip().splitlines()[-1])["seconds_per_epoch"],
+                                   rss))
+        except SystemExit as e:
+            if "No module named 'torch'" not in str(e):
+                raise
+            print("  skipped: torch is not installed (pip install torch==2.13.0)")
+    if "keras" not in skip:
+        print("Keras model.fit (keras.io-style train_step) ...", flush=True)
+        out, _, rss = peak_rss([sys.executable, os.path.join(ROOT, "contenders", "keras_io_vae.py"), images,
+                                str(args.epochs)], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+        results.append(summary("Keras model.fit, keras.io train_step",
+                               json.loads(out.strip().splitlines()[-1])["seconds_per_epoch"], rss))
+
+    by = {r["name"]: r for r in results}
+    ours = by["tfvae fit (mlp)"]
+    best_gemm = max(gemm.values())
+    floor = N_IMAGES * FLOPS_PER_IMAGE / (best_gemm * 1e9)
+    print()
+    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
+    print(f"MLP VAE 784-400-20, batch 128, Adam 1e-3, 60,000 Fashion-MNIST images, dynamic binarization; "
+          f"seconds per epoch over epochs 2..N")
+    print()
+    print("| contender | s/epoch (min) | s/epoch (median) | images/s | tfvae is x faster | peak memory |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        ratio = "" if r is ours or "conv" in r["name"] else f"{r['min'] / ours['min']:.2f}x"
+        print(f"| {r['name']} | {r['min']:.2f} | {r['median']:.2f} | {r['images_per_sec']:,.0f} | {ratio} | "
+              f"{r['rss_mib']:,.0f} MiB |")
+    print()
+    print(f"matmul floor: {N_IMAGES * FLOPS_PER_IMAGE / 1e9:.0f} GFLOP per epoch / best fp32 GEMM "
+          f"{best_gemm:.0f} GFLOP/s (TensorFlow {gemm['tensorflow']:.0f}, numpy {gemm['numpy']:.0f}) = "
+          f"{floor:.2f} s per epoch; tfvae's MLP epoch is {ours['min'] / floor:.1f}x the floor")
+    if startup:
+        print(f"tfvae start-up: the first training step ended {startup:.1f} s after `tfvae fit` started "
+              "(imports, data, model, tracing and XLA compilation)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Recipes, the learning-rate schedule, the fused Adam and the gated layer."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae.config import make_config
+from tfvae.recipes import available, load_recipe
+from tfvae.rundir import RunDir
+from tfvae.training import learning_rate_for
+
+from test_cli import run_cli
+
+
+@pytest.mark.parametrize("name", sorted(available()))
+def test_every_shipped_recipe_is_a_valid_config(name):
+    config = make_config(load_recipe(name))
+    assert config.binarization == "dynamic" and config.likelihood == "bernoulli"
+    assert available()[name]
+
+
+def test_command_line_options_override_the_recipe(capsys, tmp_path, bars_npz):
+    out = tmp_path / "r"
+    code, _, err = run_cli(capsys, "fit", "--config", "fmnist-vae", "--dataset", bars_npz, "--hidden", "16",
+                           "--epochs", "1", "--latent-dim", "3", "-o", out, "-q")
+    assert code == 0, err
+    config, _ = RunDir(str(out)).read()
+    assert config.dataset == bars_npz and config.hidden == (16,) and config.latent_dim == 3  # overrides
+    assert config.activation == "gated" and config.batch_size == 100 and config.kl_warmup == 100  # recipe
+    code, stdout, _ = run_cli(capsys, "recipes", "fmnist-vae")
+    assert code == 0 and json.loads(stdout)["activation"] == "gated"
+    code, _, err = run_cli(capsys, "fit", "--config", "no-such-recipe", "-o", tmp_path / "x")
+    assert code != 0 and "unknown recipe 'no-such-recipe'" in err
+
+
+def test_iwae_learning_rate_schedule():
+    config = make_config({"learning_rate": 1e-3, "lr_schedule": "iwae"})
+    stages = [learning_rate_for(config, e) for e in range(3280)]
+    boundaries = [0, 1, 4, 13, 40, 121, 364, 1093]  # 3^i epochs per stage
+    for i, start in enumerate(boundaries):
+        assert stages[start] == pytest.approx(1e-3 * 10 ** (-i / 7))
+    assert len(set(stages)) == 8 and learning_rate_for(config, 5000) == pytest.approx(1e-4)
+    assert learning_rate_for(make_config({}), 123) == 1e-3
+
+
+def test_fused_adam_matches_keras_adam():
+    from tfvae.optim import FusedAdam
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(5, 3)).astype(np.float32)
+    grads = [rng.normal(size=(5, 3)).astype(np.float32) for _ in range(6)]
+    results = []
+    for opt in (keras.optimizers.Adam(learning_rate=0.01, epsilon=1e-4), FusedAdam(learning_rate=0.01, epsilon=1e-4)):
+        v = keras.Variable(start)
+        for g in grads:
+            opt.apply_gradients([(tf.constant(g), v)])
+        results.append(v.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(results[0], start)
+
+
+def test_gated_dense_is_linear_times_sigmoid_gate():
+    from tfvae.layers import GatedDense
+
+    layer = GatedDense(4)
+    x = np.random.default_rng(1).normal(size=(3, 5)).astype(np.float32)
+    y = layer(x).numpy()
+    lin = x @ layer.linear.kernel.numpy() + layer.linear.bias.numpy()
+    gate = 1 / (1 + np.exp(-(x @ layer.gate.kernel.numpy() + layer.gate.bias.numpy())))
+    np.testing.assert_allclose(y, lin * gate, rtol=1e-5, atol=1e-6)
