@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from tfvae.data import load_source, prepare, parse_source
+from tfvae.data import as_float, load_source, parse_source, prepare
 from tfvae.data.idx import read_idx
 from tfvae.errors import DataError, NetworkError
 
@@ -40,7 +40,9 @@ def test_idx_dir_round_trip(tmp_path, compress):
     x_train, x_test = make_idx_dir(tmp_path, compress=compress)
     data = load_source(f"idx:{tmp_path}")
     assert data.x_train.shape == (20, 8, 8, 1) and data.x_test.shape == (10, 8, 8, 1)
-    np.testing.assert_allclose(data.x_train[..., 0], x_train / 255.0, atol=1e-7)
+    assert data.x_train.dtype == np.uint8  # 8-bit pixels stay 8-bit until a batch is drawn
+    np.testing.assert_array_equal(data.x_train[..., 0], x_train)
+    np.testing.assert_allclose(as_float(data.x_train)[..., 0], x_train / 255.0, atol=1e-7)
     assert data.y_train.shape == (20,) and data.y_train.dtype == np.int64
 
 
@@ -76,7 +78,7 @@ def test_idx_errors_name_the_file_and_the_fix(tmp_path):
 def test_real_fashion_mnist_files(fashion_mnist):
     data = load_source(f"idx:{fashion_mnist}")
     assert data.x_train.shape == (60000, 28, 28, 1) and data.x_test.shape == (10000, 28, 28, 1)
-    assert data.x_train.dtype == np.float32 and 0.0 == data.x_train.min() and data.x_train.max() == 1.0
+    assert data.x_train.dtype == np.uint8 and 0 == data.x_train.min() and data.x_train.max() == 255
     assert sorted(np.unique(data.y_train)) == list(range(10))
     assert np.bincount(data.y_test).tolist() == [1000] * 10
 
@@ -152,9 +154,10 @@ def test_prepare_splits_are_seeded_and_binarized(tmp_path):
     np.testing.assert_array_equal(a.validation, b.validation)
     assert not np.array_equal(a.train, c.train)
     assert set(np.unique(a.validation)) <= {0.0, 1.0} and set(np.unique(a.test)) <= {0.0, 1.0}
+    assert a.validation.dtype == np.float32 and a.test.dtype == np.float32
     assert len(np.unique(a.train)) > 2  # dynamic: training images stay grey, binarized per batch
     s = prepare(data, binarization="static", validation_split=0.2, seed=3)
-    assert set(np.unique(s.train)) <= {0.0, 1.0}
+    assert set(np.unique(as_float(s.train))) <= {0.0, 1.0}
     m = prepare(data, binarization="none", validation_split=0.0, seed=3, max_train_examples=7)
     assert len(m.train) == 7 and len(m.validation) == 0
 
@@ -170,7 +173,7 @@ def test_tfds_path_with_mock_data(monkeypatch):
         data = load_source("mnist")
     assert data.x_train.shape == (40, 28, 28, 1) and data.x_test.shape == (40, 28, 28, 1)
     assert data.y_train is not None and data.class_names is not None and len(data.class_names) == 10
-    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.x_train.dtype == np.uint8
 
 
 def test_tfds_download_offline_fails_fast_with_the_offline_sources(tmp_path):

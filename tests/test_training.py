@@ -119,7 +119,7 @@ DISTRIBUTED = textwrap.dedent("""
         loss, grads = t.gradients(splits.train[:64], [7, 7])
         order = t.order_for_epoch(0)
         import tensorflow as tf
-        sums, done, finite = t._train_chunk(order, tf.constant(0), tf.constant(3))
+        sums, done, finite, stopped = t._train_chunk(order, tf.constant(0), tf.constant(3))
         out[name] = dict(replicas=t.replicas, loss=loss, grads=[g.ravel().tolist() for g in grads],
                          chunk_loss=float(sums[0]),
                          weights=[w.numpy().ravel().tolist() for w in t.model.trainable_variables])

@@ -164,9 +164,9 @@ class TrainedModel:
         return self.model.keras_model
 
     def _images(self, x) -> "np.ndarray":
-        from tfvae.data import as_images
+        from tfvae.data import as_float, as_images
 
-        x = as_images(x, "images")
+        x = as_float(as_images(x, "images"))
         if tuple(x.shape[1:]) != self.image_shape:
             raise ConfigError(
                 f"images are {'x'.join(map(str, x.shape[1:]))} but the model takes "

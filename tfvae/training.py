@@ -192,8 +192,8 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._scratch or run.checkpoint_dir, max_to_keep=2,
                                                   step_counter=self.step, checkpoint_name="ckpt")
         device = "/GPU:0" if (has_gpu() and self.replicas == 1) else "/CPU:0"
-        with tf.device(device):
-            self.train_x = tf.identity(tf.convert_to_tensor(splits.train, tf.float32))
+        with tf.device(device):  # 8-bit images stay 8-bit here; a batch is converted when gathered
+            self.train_x = tf.identity(tf.convert_to_tensor(splits.train))
         self.val_x = tf.convert_to_tensor(splits.validation, tf.float32)
         self._grads_fn = tf.function(self._grads, jit_compile=self.jit)
         self._update_fn = tf.function(self._fused_update, jit_compile=self.jit)
@@ -231,9 +231,17 @@ class Trainer:
         start = tf.distribute.get_replica_context().replica_id_in_sync_group * per
         return tf.nest.map_structure(lambda t: t[start:start + per], tensors)
 
+    @staticmethod
+    def _gather(images, idx):
+        """A batch of images as float32 in [0, 1] (the training set may be held as uint8)."""
+        x = tf.gather(images, idx)
+        if x.dtype == tf.uint8:
+            return tf.cast(x, tf.float32) * (1.0 / 255.0)
+        return x
+
     def _fused_update(self, images, idx, noise, kl_weight):
         """One device: gather the batch, gradients and the Adam update in one compiled launch."""
-        grads, sums = self._grads(tf.gather(images, idx), noise, kl_weight)
+        grads, sums = self._grads(self._gather(images, idx), noise, kl_weight)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return sums
 
@@ -246,14 +254,16 @@ class Trainer:
         if self.replicas == 1:
             sums = self._update_fn(self.train_x, idx, noise, kl_weight)
         else:  # several replicas: gather next to the data, compute, and let Adam sum the gradients
-            grads, sums = self._grads_fn(tf.gather(self.train_x, idx), noise, kl_weight)
+            grads, sums = self._grads_fn(self._gather(self.train_x, idx), noise, kl_weight)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return tf.concat([sums, [tf.identity(self.stop_flag)]], axis=0)
 
     def gradients(self, x, seed):
         """(loss, gradients) of one global batch of images, summed over the replicas; nothing is
         updated. The loss is the mean over the global batch, as the optimizer sees it."""
-        x = tf.convert_to_tensor(x, tf.float32)
+        from tfvae.data import as_float
+
+        x = tf.convert_to_tensor(as_float(x))
         seed = tf.convert_to_tensor(seed, tf.int64)
         loss_index = self.metric_names.index("loss")
 

@@ -30,7 +30,8 @@ SOURCE_KINDS = ("idx", "npz", "folder", "tfds")
 
 @dataclass
 class ImageData:
-    """Raw images as loaded: arrays (count, height, width, channels), labels or None."""
+    """Images as loaded: (count, height, width, channels), uint8 0..255 (8-bit sources) or float32
+    in [0, 1]; labels or None."""
 
     x_train: np.ndarray
     y_train: Optional[np.ndarray]
@@ -41,7 +42,11 @@ class ImageData:
 
 @dataclass
 class Splits:
-    """Float images in [0, 1], (count, height, width, channels), ready for training."""
+    """Images (count, height, width, channels), ready for training.
+
+    `validation` and `test` are float32 in [0, 1]. `train` stays uint8 (0..255) when the source is
+    8-bit, a quarter of the memory; the trainer converts each batch. `as_float` converts either.
+    """
 
     train: np.ndarray
     train_labels: Optional[np.ndarray]
@@ -105,10 +110,17 @@ def load_source(spec: str, data_dir: Optional[str] = None, seed: int = 0) -> Ima
     return ImageData(x_train, y_train, x_test, y_test, names)
 
 
-def as_images(x, where: str) -> np.ndarray:
-    """Checks and converts an array of images to float32 (count, height, width, channels) in [0, 1].
+def as_float(x) -> np.ndarray:
+    """float32 pixels in [0, 1] from uint8 (0..255) or float images."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    return x.astype(np.float32, copy=False)
 
-    Integers are read as 0..255 pixel values, floats must already lie in [0, 1].
+
+def as_images(x, where: str) -> np.ndarray:
+    """Checks images and returns them as (count, height, width, channels): uint8 for integer pixels
+    (read as 0..255), float32 in [0, 1] for float pixels (which must lie in [0, 1]).
     """
     x = np.asarray(x)
     if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
@@ -125,14 +137,15 @@ def as_images(x, where: str) -> np.ndarray:
     if min(x.shape[1:]) == 0:
         raise DataError(f"{where}: images have an empty dimension {x.shape[1:]}")
     if x.dtype == bool:
-        return x.astype(np.float32)
+        return x.astype(np.uint8) * np.uint8(255)
     if np.issubdtype(x.dtype, np.integer):
-        lo, hi = int(x.min()), int(x.max())
-        if lo < 0 or hi > 255:
-            raise DataError(
-                f"{where}: integer pixels must lie in 0..255, found {lo}..{hi}; rescale them"
-            )
-        return x.astype(np.float32) / np.float32(255.0)
+        if x.dtype != np.uint8:
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi > 255:
+                raise DataError(
+                    f"{where}: integer pixels must lie in 0..255, found {lo}..{hi}; rescale them"
+                )
+        return x.astype(np.uint8, copy=False)
     x = x.astype(np.float32)
     bad = ~np.isfinite(x)
     if bad.any():
@@ -150,9 +163,9 @@ def as_images(x, where: str) -> np.ndarray:
 
 
 def binarize(x: np.ndarray, seed: int) -> np.ndarray:
-    """One Bernoulli draw per pixel with the pixel intensity as probability (seeded)."""
+    """One Bernoulli draw per pixel with the pixel intensity as probability (seeded): float32 0/1."""
     rng = np.random.default_rng(seed)
-    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    return (rng.random(x.shape, dtype=np.float32) < as_float(x)).astype(np.float32)
 
 
 def prepare(data: ImageData, *, binarization: str, validation_split: float, seed: int,
@@ -163,8 +176,8 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
     dynamic binarization leaves the training images grey (the trainer draws a fresh binary
     image each time a batch is drawn) and binarizes validation and test once, with a fixed seed.
     """
-    x, y = data.x_train, data.y_train
-    x_test, y_test = data.x_test, data.y_test
+    x, y = as_images(data.x_train, "training images"), data.y_train
+    x_test, y_test = (as_images(data.x_test, "test images") if data.x_test is not None else None), data.y_test
     if x_test is None:  # a source without a test split: hold out a seeded fraction
         order = np.random.default_rng(seed + 1).permutation(len(x))
         n = max(1, int(round(test_fraction * len(x))))
@@ -191,13 +204,16 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
     if max_train_examples is not None:
         train_idx = train_idx[:max_train_examples]
     pick = (lambda a, i: None if a is None else a[i])
-    train, val = x[train_idx], x[val_idx]
-    test = x_test
+    train, val, test = x[train_idx], x[val_idx], x_test
     if binarization in ("static", "dynamic"):
         if binarization == "static":
             train = binarize(train, BINARIZATION_SEED)
+            if x.dtype == np.uint8:  # keep 8 bits: 0 or 255
+                train = train.astype(np.uint8) * np.uint8(255)
         val = binarize(val, BINARIZATION_SEED + 1)
         test = binarize(test, BINARIZATION_SEED + 2)
+    else:
+        val, test = as_float(val), as_float(test)
     return Splits(
         train=np.ascontiguousarray(train),
         train_labels=pick(y, train_idx),
