@@ -16,7 +16,7 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9,<5",
     # tensorflow-datasets imports it on its download path without declaring it.
     "importlib_resources>=6",
-    "click>=8.1,<9",
+    "click>=8.2,<9",
     "ai-edge-litert>=2.3,<3",
     "numpy>=1.26",
     "matplotlib>=3.8",

@@ -28,10 +28,10 @@ def output_path(path: str, suffix: str) -> str:
     """Checks an output file path: the right extension, a writable folder (created if missing)."""
     if not path.lower().endswith(suffix):
         raise TfvaeError(f"{path}: the output file must end in {suffix}")
+    from tfvae.rundir import nearest_existing
+
     folder = os.path.dirname(os.path.abspath(path))
-    probe = folder
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
+    probe = nearest_existing(folder)
     if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
         raise TfvaeError(f"cannot write {path}: {probe} is not a writable directory")
     os.makedirs(folder, exist_ok=True)

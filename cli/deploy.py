@@ -15,7 +15,7 @@ VARIANTS = ("int8", "dynamic", "float16", "none")
 @click.option("--name", default=None, help="Model name for TF Serving [default: the run directory's name].")
 @click.option("--version", type=click.IntRange(min=1), default=None,
               help="SavedModel version [default: the next free one].")
-@click.option("--quantize", "-q", "quantize", type=click.Choice(VARIANTS), multiple=True,
+@click.option("--quantize", "quantize", type=click.Choice(VARIANTS), multiple=True,
               help="TFLite decoder variant(s) to write; repeat for several [default: all four].")
 @click.option("--force", is_flag=True, help="Replace an existing version.")
 @click.option("--samples", type=click.IntRange(min=64), default=1000, show_default=True,

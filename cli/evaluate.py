@@ -48,10 +48,10 @@ def evaluate(run_dir, k, max_test_examples, seed, batch_size, chunk, jit, json_p
         click.echo(f"wrote {json_path}")
 
 
-def _classes(value):
+def _classes(value, option):
     from tfvae.config import parse_int_list
 
-    return parse_int_list(value, "classes") if value is not None else None
+    return parse_int_list(value, option) if value is not None else None
 
 
 @click.command()
@@ -105,12 +105,12 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
         if len(splits.validation) == 0:
             raise TfvaeError("choosing a threshold needs a validation split; the run used --validation-split 0")
         labels = np.unique(np.concatenate([splits.test_labels, splits.validation_labels]))
-        if normal_class is not None:
-            normal = _classes(normal_class)
+        normal = _classes(normal_class, "normal_class")
+        if normal is not None:
             anomalies = [int(c) for c in labels if c not in normal]
         else:
-            anomalies = list(_classes(anomaly_class))
-        missing = [c for c in anomalies + list(_classes(normal_class) or []) if c not in labels]
+            anomalies = list(_classes(anomaly_class, "anomaly_class"))
+        missing = [c for c in anomalies + list(normal or []) if c not in labels]
         if missing:
             raise TfvaeError(f"class(es) {missing} do not occur; the labels are {', '.join(map(str, labels))}")
         val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1)

@@ -67,6 +67,10 @@ def main(argv=None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as e:  # a full disk, a file that vanished, a permission: the system's own words
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        click.echo(f"Error: {e.strerror or e}{where}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 

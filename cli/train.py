@@ -30,8 +30,6 @@ def opt(*decls, name=None, help="", **kwargs):
     return click.option(*decls, field, default=None, help=help, **kwargs)
 
 
-POSITIVE = click.IntRange(min=1)
-
 FIT_OPTIONS = [
     opt("--dataset", "-d", help="TFDS name (mnist, fashion_mnist, kmnist, emnist, cifar10, ...), "
         "tfds:NAME, idx:DIR, npz:FILE or folder:DIR."),
@@ -65,8 +63,8 @@ FIT_OPTIONS = [
     opt("--adam-epsilon", type=float, help="Adam's epsilon.", show=False),
     opt("--strategy", type=click.Choice(C.STRATEGIES), help="auto: MirroredStrategy over several GPUs, "
         "else one device; multiworker: the cluster in TF_CONFIG."),
-    opt("--jit", type=click.Choice(C.JIT_CHOICES), help="XLA for the training step (auto: on for mlp; "
-        "for conv only on GPU)."),
+    opt("--jit", type=click.Choice(C.JIT_CHOICES), help="XLA for the training step (auto: on for mlp, for "
+        "conv only on GPU, off for cae)."),
     opt("--mixed-precision/--no-mixed-precision", name="mixed_precision",
         help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs; distributions and losses stay float32.",
         show=False),
@@ -80,7 +78,7 @@ FIT_OPTIONS = [
     opt("--contractive", type=float, help="cae: lambda of lambda * ||dh/dx||_F^2."),
     opt("--code-activation", type=click.Choice(C.CODE_ACTIVATIONS), help="Autoencoders: activation of "
         "the code h."),
-    opt("--beta", type=float, help="vae/iwae: weight of the KL term (beta-VAE)."),
+    opt("--beta", type=float, help="vae: weight of the KL term (beta-VAE)."),
     opt("--kl-warmup", type=int, help="vae: epochs over which the KL weight ramps from 0 to beta."),
     opt("--free-bits", type=float, help="vae: nats per latent dimension below which KL is not penalised."),
     opt("--mc-samples", "-L", type=int, help="vae: Monte Carlo samples of z per example."),

@@ -8,8 +8,9 @@
   EXPORT_DIR/report.json, README.md           sizes, errors, latencies; how to serve and run
 
 Everything is built in a hidden staging folder inside EXPORT_DIR and moved into place by renames
-only when complete: a failed export leaves no partial version directory, and TF Serving, which
-watches the model base path, never sees half a version.
+once complete, the SavedModel version last: a failed export leaves no partial version directory,
+and TF Serving, which watches the model base path, never sees half a version. (The files beside
+the version, tflite/ and the rest, are each replaced by a rename too.)
 """
 
 from __future__ import annotations
@@ -126,13 +127,21 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
             json.dump(report, f, indent=2)
         with open(os.path.join(staging, "README.md"), "w") as f:
             f.write(readme(report, model))
-        # Commit: renames only, the SavedModel version last-but-not-partial.
+        # Commit, by renames only: the companions first, the SavedModel version last, so a version
+        # that TF Serving can see is always complete.
         trash = tempfile.mkdtemp(prefix=".old-", dir=out_dir)
         try:
             os.makedirs(base, exist_ok=True)
-            _replace(sm_dir, final_version_dir, trash)
             for part in ("tflite", "edge", "requests", "report.json", "README.md"):
                 _replace(os.path.join(staging, part), os.path.join(out_dir, part), trash)
+            if force:
+                _replace(sm_dir, final_version_dir, trash)
+            else:
+                try:
+                    os.rename(sm_dir, final_version_dir)  # fails if the version appeared meanwhile
+                except OSError:
+                    raise TfvaeError(f"{final_version_dir} appeared during the export (another export?); "
+                                     "export again, or pass --version N or --force") from None
         finally:
             shutil.rmtree(trash, ignore_errors=True)
     finally:

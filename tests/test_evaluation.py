@@ -167,6 +167,13 @@ def test_score_command_writes_one_score_per_image(capsys, tmp_path, runs):
     assert "ROC AUC (test)" in stdout
 
 
+def test_score_refuses_a_split_without_both_kinds(capsys, tmp_path, runs):
+    code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", tmp_path / "s.csv", "--normal-class", "0,1,2,3,4,5,6,7")
+    assert code != 0 and "has no anomalous images" in one_error_line(err)
+    code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", tmp_path / "s.csv", "--normal-class", "x")
+    assert code != 0 and "--normal-class must be integers" in one_error_line(err)
+
+
 def test_score_separates_a_held_out_class_of_real_fashion_mnist(capsys, tmp_path, fashion_mnist):
     from test_realdata import HELD_OUT_AUC_BOUND, HELD_OUT_CLASS, score_held_out
 

@@ -191,12 +191,12 @@ def test_edge_runner_in_a_venv_with_only_numpy_and_litert(tmp_path, exported):
 
 def test_reexport_refuses_to_overwrite_and_force_or_a_new_version_works(capsys, exported):
     run, exp = exported["vae"]
-    code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "-q", "none")
+    code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "--quantize", "none")
     assert code != 0 and "saved_model/vae/1 already exists; pass --force" in err
-    code, out, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "-q", "none")
+    code, out, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--quantize", "none")
     assert code == 0, err
     assert (exp / "saved_model" / "vae" / "2" / "saved_model.pb").is_file()  # the next free version
-    code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "--force", "-q", "none")
+    code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "--force", "--quantize", "none")
     assert code == 0, err
     assert sorted(os.listdir(exp / "saved_model" / "vae")) == ["1", "2"]
     assert not [d for d in os.listdir(exp) if d.startswith(".")]  # no staging or trash left
@@ -224,7 +224,7 @@ def test_autoencoder_export_has_no_prior_signatures(capsys, exported, tmp_path):
     assert report["saved_model"]["signatures"] == ["serving_default", "encode", "decode"]
     assert report["sampler"] is None and not (exp / "tflite" / "sampler.tflite").exists()
     assert sorted(os.listdir(exp / "tflite")) == [f"decoder_{v}.tflite" for v in ("dynamic", "float16", "int8", "none")]
-    code, _, err = run_cli(capsys, "export", run, "-o", tmp_path / "e2", "-q", "int8")
+    code, _, err = run_cli(capsys, "export", run, "-o", tmp_path / "e2", "--quantize", "int8")
     assert code == 0 and "sample` and `score` signatures and sampler.tflite are for vae/iwae runs only" in err
 
 

@@ -120,16 +120,21 @@ def test_two_local_workers_agree_with_each_other_and_with_one_process(bars_npz, 
 def test_a_lost_worker_stops_the_job_with_a_clear_error_and_resume_completes(bars_npz, tmp_path, straight):
     out = tmp_path / "lost"
     timeout = 20
-    t0 = time.time()
     proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--local-workers", 2, "--checkpoint-every", 10,
                        "--steps-per-call", 1, "--worker-timeout", timeout, *ARGS)
 
     def worker_1():
-        found = subprocess.run(["pgrep", "-f", f"tfvae fit .*{out}"], capture_output=True, text=True).stdout.split()
-        for pid in found:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if b'"index": 1' in f.read():
-                    return int(pid)
+        """The process whose TF_CONFIG makes it worker 1 of this job."""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if str(out).encode() not in f.read():
+                        continue
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if b'"index": 1' in f.read():
+                        return int(pid)
+            except OSError:
+                continue
         return None
 
     wait_for(lambda: len(checkpoints(out)) >= 1, 240, "a checkpoint")
@@ -151,7 +156,6 @@ def test_a_lost_worker_stops_the_job_with_a_clear_error_and_resume_completes(bar
     assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
     for a, b in zip(weights(out), weights(straight)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
-    assert time.time() - t0 < 600
 
 
 def test_mixed_bfloat16_on_cpu_keeps_the_distributions_in_float32(bars_npz, tmp_path):

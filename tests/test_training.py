@@ -90,6 +90,14 @@ def test_nan_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(bars_n
     assert [r["epoch"] for r in run.read_metrics()] == [1]
 
 
+def test_nan_before_any_checkpoint_of_an_overwritten_run_is_a_clear_error(bars_npz, tmp_path):
+    out = str(tmp_path / "over")
+    tfvae.fit(bars_npz, out=out, progress=False, **SMALL)
+    with pytest.raises(TrainingError, match="no checkpoint had been written yet"):
+        tfvae.fit(bars_npz, out=out, overwrite=True, progress=False, **{**SMALL, "learning_rate": 1e30})
+    assert RunDir(out).read()[0].learning_rate == 1e30 and RunDir(out).read_metrics() == []
+
+
 DISTRIBUTED = textwrap.dedent("""
     import json, os, sys
     os.environ["TFVAE_CPU_DEVICES"] = "2"

@@ -9,16 +9,34 @@ Importing tfvae is cheap: TensorFlow is imported the first time something needs 
 """
 
 import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
 
-# In a source checkout the top-level cli/ and export/ folders are the subpackages
-# tfvae.cli and tfvae.export, exactly as setup.py installs them.
-_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if _os.path.isfile(_os.path.join(_root, "setup.py")) and _os.path.isfile(
-    _os.path.join(_root, "cli", "__init__.py")
+
+class _SourceCheckout:
+    """In a source checkout, finds the top-level cli/ and export/ folders as the subpackages
+    tfvae.cli and tfvae.export, exactly as setup.py installs them (and nothing else)."""
+
+    root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    names = {"tfvae.cli": "cli", "tfvae.export": "export"}
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        folder = cls.names.get(fullname)
+        if folder is None:
+            return None
+        import importlib.util
+
+        init = _os.path.join(cls.root, folder, "__init__.py")
+        return importlib.util.spec_from_file_location(
+            fullname, init, submodule_search_locations=[_os.path.dirname(init)])
+
+
+if _os.path.isfile(_os.path.join(_SourceCheckout.root, "setup.py")) and _os.path.isfile(
+    _os.path.join(_SourceCheckout.root, "cli", "__init__.py")
 ):
-    __path__.append(_root)  # noqa: F821  (module attribute of a package)
+    _sys.meta_path.append(_SourceCheckout)
 
 __all__ = ["fit", "load", "Config", "TfvaeError", "__version__"]
 

@@ -9,25 +9,18 @@ validation split (the one maximising TPR - FPR) applied to the test split.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
-from tfvae import objectives
+from tfvae.errors import TfvaeError
 
 
 def scores(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> np.ndarray:
-    """One score per image (float64)."""
-    x = np.asarray(x, np.float32)
+    """One score per image (float64): the negative ELBO, or the reconstruction loss."""
+    from tfvae.evaluation import per_image_terms
 
-    @tf.function(reduce_retracing=True)
-    def step(xb, s):
-        if model.variational:
-            eps = tf.random.stateless_normal([tf.shape(xb)[0], samples, model.config.latent_dim], s)
-            return -objectives.elbo(model.encoder, model.decoder, model.likelihood, xb, eps)["elbo"]
-        return model.likelihood.reconstruction_loss(model.decoder(model.encode(xb)), xb)
-
-    out = [step(tf.constant(x[a:a + batch_size]), tf.constant([seed, i], tf.int64)).numpy()
-           for i, a in enumerate(range(0, len(x), batch_size))]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+    if len(x) == 0:
+        return np.zeros(0)
+    terms = per_image_terms(model, x, seed=seed, batch_size=batch_size, samples=samples)
+    return -terms["elbo"] if model.variational else terms["reconstruction"]
 
 
 def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -86,6 +79,13 @@ def separation(val_score, val_labels, test_score, test_labels, anomaly_classes) 
     anomaly_classes = np.asarray(sorted(anomaly_classes))
     val_pos = np.isin(val_labels, anomaly_classes)
     test_pos = np.isin(test_labels, anomaly_classes)
+    for split, positive in (("validation", val_pos), ("test", test_pos)):
+        if positive.all() or not positive.any():
+            what = "normal" if positive.all() else "anomalous"
+            raise TfvaeError(
+                f"the {split} split has no {what} images (anomaly classes {anomaly_classes.tolist()}); "
+                "both kinds are needed: choose other classes or a larger --validation-split"
+            )
     threshold = best_threshold(val_score, val_pos)
     return {
         "anomaly_classes": [int(c) for c in anomaly_classes],

@@ -41,7 +41,7 @@ def resolve_config(options: dict, recipe: Optional[str] = None) -> Config:
         values.update(load_recipe(recipe))
     values.update(options)
     config = make_config(values)
-    check_model_options(config.model, {k: v for k, v in values.items()})
+    check_model_options(config, options)
     return config
 
 

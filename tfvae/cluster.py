@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +25,8 @@ POLL_SECONDS = 0.2
 
 
 def free_ports(n: int) -> list:
-    """n TCP ports free on 127.0.0.1 right now."""
+    """n TCP ports free on 127.0.0.1 right now (another program could still take one before the
+    workers bind it; the job then fails to start and says so)."""
     sockets = []
     try:
         for _ in range(n):
@@ -73,13 +75,15 @@ def run_local_workers(n: int, fit_args: list, grace: float = 30.0) -> list:
     for i in range(n):
         env = dict(os.environ, TF_CONFIG=tf_config(addresses, i), TF_FORCE_GPU_ALLOW_GROWTH="true")
         cmd = [sys.executable, "-m", "tfvae", "fit", *fit_args, "--strategy", "multiworker"]
+        # Each worker in its own session: a Ctrl-C in the terminal reaches this process only, which
+        # passes it on once to every worker (twice would mean "stop at once" to them).
         if i == 0:
-            procs.append(subprocess.Popen(cmd, env=env))
+            procs.append(subprocess.Popen(cmd, env=env, start_new_session=True))
             files.append(None)
         else:
             f = open(os.path.join(logs, f"worker-{i}.log"), "w")
             files.append(f)
-            procs.append(subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT))
+            procs.append(subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True))
 
     def forward(signum, frame):
         for p in procs:
@@ -122,5 +126,6 @@ def run_local_workers(n: int, fit_args: list, grace: float = 30.0) -> list:
                          f"logs in {logs}; fix the cause and run again (with --resume if training had started)")
     if any(c == Interrupted.exit_code for c in codes):
         raise Interrupted(f"the {n} workers stopped together after saving a checkpoint; continue with --resume "
-                          "(same options)")
+                          f"(same options); logs in {logs}")
+    shutil.rmtree(logs, ignore_errors=True)
     return summary

@@ -35,18 +35,20 @@ MODEL_OPTIONS = {
     "noise_level": ("dae",),
     "contractive": ("cae",),
     "code_activation": ("ae", "sae", "dae", "cae"),
-    "beta": VARIATIONAL,
+    "beta": ("vae",),
     "kl_warmup": ("vae",),
     "free_bits": ("vae",),
     "mc_samples": ("vae",),
     "iw_samples": ("iwae",),
     "gaussian_variance": VARIATIONAL,
+    "min_scale": VARIATIONAL,
+    "gaussian_scale": VARIATIONAL,
 }
 
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
     {"epochs", "learning_rate", "strategy", "jit", "data_dir", "image_every", "steps_per_call",
-     "checkpoint_every", "worker_timeout", "mixed_precision"}
+     "checkpoint_every", "worker_timeout"}
 )
 
 
@@ -285,15 +287,20 @@ def make_config(values: Mapping[str, Any], *, where: str = "options") -> Config:
     return Config(**values).validate()
 
 
-def check_model_options(model: str, given: Mapping[str, Any]) -> None:
-    """Refuses options that the chosen model would silently ignore (e.g. --l1 with --model vae)."""
+def check_model_options(config: Config, given: Mapping[str, Any]) -> None:
+    """Refuses options that the configuration would silently ignore (e.g. --l1 with --model vae)."""
     for name in given:
         models = MODEL_OPTIONS.get(name)
-        if models is not None and model not in models:
+        if models is not None and config.model not in models:
             raise ConfigError(
-                f"{option_name(name)} applies to --model {'/'.join(models)}, not --model {model}; "
+                f"{option_name(name)} applies to --model {'/'.join(models)}, not --model {config.model}; "
                 "drop the option or change the model"
             )
+        if name in ("gaussian_variance", "gaussian_scale") and config.likelihood != "gaussian":
+            raise ConfigError(f"{option_name(name)} applies to --likelihood gaussian; drop it or change the likelihood")
+        if name == "gaussian_scale" and config.gaussian_variance != "fixed":
+            raise ConfigError("--gaussian-scale is the standard deviation of --gaussian-variance fixed; "
+                              f"with --gaussian-variance {config.gaussian_variance} the scale is learned")
 
 
 def resume_conflicts(saved: Config, given: Mapping[str, Any]) -> Optional[str]:
@@ -321,7 +328,3 @@ def resume_conflicts(saved: Config, given: Mapping[str, Any]) -> Optional[str]:
 
 def field_names() -> list:
     return list(_FIELDS)
-
-
-def default_of(name: str):
-    return _FIELDS[name].default

@@ -27,31 +27,34 @@ def _batches(n: int, size: int):
         yield start, min(n, start + size)
 
 
-def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
-    """Mean per-image reconstruction / ELBO terms over images x (no training-time corruption).
+def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
+    """Per-image reconstruction / ELBO terms over images x (no training-time corruption).
 
-    Variational models: log_px_z = E_q[log p(x|z)] (with `samples` draws), kl, elbo.
-    Autoencoders: reconstruction (the loss of the model's likelihood).
+    Variational models: log_px_z = E_q[log p(x|z)] (with `samples` draws), kl, elbo, and
+    kl_per_dim (images, latent_dim). Autoencoders: reconstruction (the loss of the likelihood).
+    The draws are seeded by (seed, batch index).
     """
     x = np.asarray(x, np.float32)
-    n = len(x)
-    totals: dict = {}
 
     @tf.function(reduce_retracing=True)
     def step(xb, s):
         if model.variational:
             eps = tf.random.stateless_normal([tf.shape(xb)[0], samples, model.config.latent_dim], s)
             terms = objectives.elbo(model.encoder, model.decoder, model.likelihood, xb, eps)
-            return {"log_px_z": terms["log_px_z"], "kl": terms["kl"], "elbo": terms["elbo"],
-                    "kl_per_dim": terms["kl_per_dim"]}
+            return {k: terms[k] for k in ("log_px_z", "kl", "elbo", "kl_per_dim")}
         code = model.encode(xb)
         return {"reconstruction": model.likelihood.reconstruction_loss(model.decoder(code), xb)}
 
-    for i, (a, b) in enumerate(_batches(n, batch_size)):
-        out = step(tf.constant(x[a:b]), tf.constant([seed, i], tf.int64))
-        for k, v in out.items():
-            totals[k] = totals.get(k, 0.0) + np.sum(v.numpy().astype(np.float64), axis=0)
-    return {k: (v / n) for k, v in totals.items()}
+    parts: dict = {}
+    for i, (a, b) in enumerate(_batches(len(x), batch_size)):
+        for k, v in step(tf.constant(x[a:b]), tf.constant([seed, i], tf.int64)).items():
+            parts.setdefault(k, []).append(v.numpy().astype(np.float64))
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
+    """Means over images x of `per_image_terms` (kl_per_dim: a vector)."""
+    return {k: v.mean(axis=0) for k, v in per_image_terms(model, x, seed, batch_size, samples).items()}
 
 
 SAMPLE_BLOCK = 100  # importance samples are drawn in blocks of this many, each with its own seed
@@ -176,7 +179,7 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         },
         "metrics": {},
     }
-    terms = bound_metrics(model, x, seed=seed, batch_size=max(batch_size, 100))
+    terms = bound_metrics(model, x, seed=seed)  # fixed batches: the ELBO does not move with --batch-size
     m = report["metrics"]
     if not model.variational:
         m["reconstruction"] = float(terms["reconstruction"])

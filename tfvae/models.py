@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from tfvae import objectives
 from tfvae.networks import build_decoder, build_encoder
-from tfvae.probability import Likelihood, diagonal_gaussian, standard_normal_prior
+from tfvae.layers import DiagonalGaussian
+from tfvae.probability import Likelihood
 
 
 def likelihood_for(config) -> Likelihood:
@@ -86,10 +87,7 @@ class Autoencoder:
         if not self.variational:
             raise ValueError(f"--model {self.config.model} has no posterior; it encodes to a code h")
         out = self.encoder(x, training=False)
-        return diagonal_gaussian(out["loc"], out["scale"])
-
-    def prior(self):
-        return standard_normal_prior(self.config.latent_dim)
+        return DiagonalGaussian.distribution(out["loc"], out["scale"])
 
     def decode(self, z):
         """p(x|z) as a tfd distribution over images."""

@@ -59,20 +59,15 @@ class Likelihood:
             return ("logits",)
         return ("loc",) if self.variance == "fixed" else ("loc", "scale")
 
-    def distribution(self, outputs, flat: bool = False):
-        """p(x|z) over whole images (event shape (H, W, C)), or over flattened ones (event (H*W*C,)).
-
-        The flat form computes the same log-probabilities; with a trailing channel axis of size 1,
-        it is several times faster for XLA on CPUs.
-        """
-        shape = (lambda t: _flat(t)) if flat else (lambda t: t)
+    def distribution(self, outputs):
+        """p(x|z) over whole images (event shape (height, width, channels))."""
         if self.kind == "bernoulli":
-            base = tfd.Bernoulli(logits=shape(outputs["logits"]), dtype=tf.float32)
+            base = tfd.Bernoulli(logits=outputs["logits"], dtype=tf.float32)
         else:
-            loc = shape(outputs["loc"])
-            scale = shape(outputs["scale"]) if "scale" in outputs else tf.fill(tf.shape(loc), self.fixed_scale)
+            loc = outputs["loc"]
+            scale = outputs["scale"] if "scale" in outputs else tf.fill(tf.shape(loc), self.fixed_scale)
             base = tfd.Normal(loc=loc, scale=scale)
-        return tfd.Independent(base, reinterpreted_batch_ndims=1 if flat else 3)
+        return tfd.Independent(base, reinterpreted_batch_ndims=3)
 
     def log_prob(self, outputs, x):
         """log p(x|z) per image: shape (batch,)."""
@@ -87,7 +82,7 @@ class Likelihood:
         importance sampler evaluates hundreds of millions of pixels). Gaussian: tfd.Normal's.
         """
         batch = tf.shape(x)[0]
-        pixels = tf.reshape(x, [batch, 1, -1])
+        pixels = tf.reshape(x, [batch, 1, -1])  # flat pixels: elementwise work on (batch, D) is fastest
         per_sample = lambda t: tf.reshape(t, [batch, samples, -1])  # noqa: E731
         if self.kind == "bernoulli":
             logits = per_sample(outputs["logits"])

@@ -45,8 +45,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; results are not
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes it private; results are not
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -59,6 +59,14 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def nearest_existing(path: str) -> str:
+    """The path itself, or its closest ancestor that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def _os_error(action: str, path: str, e: OSError) -> RunDirError:
@@ -131,9 +139,7 @@ class RunDir:
     def check_writable(path: str) -> None:
         """Refuses an --out that cannot be created, before any work is done."""
         path = os.path.abspath(path)
-        parent = path
-        while not os.path.exists(parent):
-            parent = os.path.dirname(parent)
+        parent = nearest_existing(path)
         if not os.path.isdir(parent):
             raise RunDirError(f"cannot create {path}: {parent} is a file, not a directory; choose another --out")
         if not os.access(parent, os.W_OK | os.X_OK):
@@ -142,7 +148,8 @@ class RunDir:
     def create(self, config: Config, meta: dict, overwrite: bool = False) -> None:
         """Creates the run directory with its config.json, atomically (built aside, then renamed).
 
-        With overwrite, an existing directory is replaced only once the new one is complete.
+        With overwrite, an existing directory is replaced by the new one as training starts (after
+        the data loaded and the model was built); if the swap fails, the old one is put back.
         """
         parent = os.path.dirname(self.path)
         try:
@@ -158,8 +165,13 @@ class RunDir:
                 if not overwrite:
                     raise RunDirError(f"{self.path} already exists; pass --resume or --overwrite")
                 trash = tempfile.mkdtemp(prefix=f".{os.path.basename(self.path)}.", suffix=".old", dir=parent)
-                os.replace(self.path, os.path.join(trash, "run"))
-                os.replace(staging, self.path)
+                old = os.path.join(trash, "run")
+                os.replace(self.path, old)
+                try:
+                    os.replace(staging, self.path)
+                except OSError:
+                    os.replace(old, self.path)
+                    raise
                 shutil.rmtree(trash, ignore_errors=True)
             else:
                 os.replace(staging, self.path)

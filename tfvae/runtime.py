@@ -22,20 +22,10 @@ def import_tensorflow_quietly(strategy: str = "auto", worker_timeout: float = 60
     global _done
     if _done:
         return
-    _done = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfvae.strategy import configure_devices, prepare_strategy
 
-    if os.environ.get("TFVAE_VERBOSE"):
-        import tensorflow  # noqa: F401
-
-        prepare_strategy(strategy, worker_timeout)
-        return
-    saved = os.dup(2)
-    captured = tempfile.TemporaryFile()
-    sys.stderr.flush()
-    os.dup2(captured.fileno(), 2)
-    try:
+    with captured_output(stdout=False):
         import tensorflow as tf
         import tensorflow_probability  # noqa: F401
         import keras  # noqa: F401
@@ -43,20 +33,7 @@ def import_tensorflow_quietly(strategy: str = "auto", worker_timeout: float = 60
         prepare_strategy(strategy, worker_timeout)
         configure_devices()
         tf.config.list_logical_devices()
-    except BaseException as e:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        from tfvae.errors import TfvaeError
-
-        if not isinstance(e, TfvaeError):  # a broken installation: show what TensorFlow said
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode("utf-8", "replace"))
-        raise
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        captured.close()
+    _done = True
     mark("TensorFlow imported")
     for name in ("absl", "tensorflow", "tensorflow_datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -70,11 +47,15 @@ def import_tensorflow_quietly(strategy: str = "auto", worker_timeout: float = 60
 
 
 class captured_output:
-    """Captures what C++ code writes to the process's stdout and stderr (file descriptors 1, 2).
+    """Captures what C++ code writes to the process's stderr (and stdout): file descriptors 2 (1).
 
-    The TFLite converter and the LiteRT interpreter print progress notes there. On an exception
-    the captured text is written back, so nothing that explains a failure is lost.
+    TensorFlow's start-up, the TFLite converter and the LiteRT interpreter print notes there. On an
+    exception (other than a TfvaeError) the captured text is written back, so nothing that
+    explains a failure is lost. `TFVAE_VERBOSE=1` captures nothing.
     """
+
+    def __init__(self, stdout: bool = True):
+        self.fds = (1, 2) if stdout else (2,)
 
     def __enter__(self):
         self.verbose = bool(os.environ.get("TFVAE_VERBOSE"))
@@ -82,10 +63,10 @@ class captured_output:
             return self
         sys.stdout.flush()
         sys.stderr.flush()
-        self.saved = [os.dup(1), os.dup(2)]
+        self.saved = [os.dup(fd) for fd in self.fds]
         self.file = tempfile.TemporaryFile()
-        os.dup2(self.file.fileno(), 1)
-        os.dup2(self.file.fileno(), 2)
+        for fd in self.fds:
+            os.dup2(self.file.fileno(), fd)
         return self
 
     def __exit__(self, kind, value, tb):
@@ -93,10 +74,9 @@ class captured_output:
             return False
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(self.saved[0], 1)
-        os.dup2(self.saved[1], 2)
-        for fd in self.saved:
-            os.close(fd)
+        for fd, saved in zip(self.fds, self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
         if kind is not None:
             from tfvae.errors import TfvaeError
 

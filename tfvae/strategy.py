@@ -110,11 +110,11 @@ def configure_devices() -> None:
         ) from None
 
 
-def make_strategy(name: str):
+def make_strategy(name: str, worker_timeout: float = DEFAULT_WORKER_TIMEOUT):
     import tensorflow as tf
 
     if name == "multiworker":
-        prepare_strategy(name)
+        prepare_strategy(name, worker_timeout)
         return _multiworker
     configure_devices()
     gpus = tf.config.list_logical_devices("GPU")

@@ -21,7 +21,7 @@ import signal
 import tempfile
 import threading
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 import keras
 import numpy as np
@@ -139,15 +139,13 @@ class Trainer:
       progress: a Progress bar (stderr) or None for silence.
     """
 
-    def __init__(self, config, splits, run: RunDir, strategy=None, progress: Optional[Progress] = None,
-                 log: Callable[[str], None] = lambda s: None):
+    def __init__(self, config, splits, run: RunDir, strategy=None, progress: Optional[Progress] = None):
         self.config = config
         self.splits = splits
         self.run = run
         self.progress = progress or Progress(enabled=False)
-        self.log = log
         self.policy = set_precision(config)
-        self.strategy = strategy or make_strategy(config.strategy)
+        self.strategy = strategy or make_strategy(config.strategy, config.worker_timeout)
         self.worker = worker_info() if config.strategy == "multiworker" else WorkerInfo()
         self.is_chief = self.worker.is_chief
         self.replicas = self.strategy.num_replicas_in_sync
@@ -189,8 +187,7 @@ class Trainer:
         )
         # Every worker saves (saving is collective); only the chief's copy is kept, in the run directory.
         self._scratch = None if self.is_chief else tempfile.mkdtemp(prefix=f"tfvae-worker{self.worker.index}-")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self._scratch or run.checkpoint_dir, max_to_keep=2,
-                                                  step_counter=self.step, checkpoint_name="ckpt")
+        self._manager = None
         device = "/GPU:0" if (has_gpu() and self.replicas == 1) else "/CPU:0"
         with tf.device(device):  # 8-bit images stay 8-bit here; a batch is converted when gathered
             self.train_x = tf.identity(tf.convert_to_tensor(splits.train))
@@ -345,6 +342,15 @@ class Trainer:
         self.checkpoint.restore(path).assert_existing_objects_matched()
         return True
 
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """Created at first use, once the run directory exists (with --overwrite: the new one)."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self._scratch or self.run.checkpoint_dir, max_to_keep=2, step_counter=self.step,
+                checkpoint_name="ckpt")
+        return self._manager
+
     def save_checkpoint(self) -> str:
         return self.manager.save(checkpoint_number=self.step)
 
@@ -412,6 +418,8 @@ class Trainer:
                 if not bool(finite):
                     self._stop_non_finite(epoch, s + 1)
                 self._show(s, sums, seconds)
+                if signals.signal_name and cfg.strategy != "multiworker":
+                    stopped = True  # one process: stop now; workers agree on a step through the all-reduce
                 at_checkpoint = every and int(self.step.numpy()) % every == 0 and s < self.steps_per_epoch
                 if bool(stopped) or at_checkpoint:
                     self.epoch_sums.assign(list(sums.values()))

@@ -24,6 +24,9 @@ from tfvae.errors import DataError
 # Binarized evaluation sets (validation, test, static training sets) use this fixed seed, so
 # numbers are comparable across runs and with published ones.
 BINARIZATION_SEED = 20140101
+# Sources without a test split (a plain folder, some TFDS datasets) hold one out with this fixed
+# seed, so the test set is the same whatever a run's --seed.
+TEST_SPLIT_SEED = 20140102
 
 SOURCE_KINDS = ("idx", "npz", "folder", "tfds")
 
@@ -79,8 +82,11 @@ def parse_source(spec: str):
     return "tfds", spec
 
 
-def load_source(spec: str, data_dir: Optional[str] = None, seed: int = 0) -> ImageData:
-    """Loads the images a source spec names; every failure is a one-line DataError."""
+def load_source(spec: str, data_dir: Optional[str] = None, seed: int = TEST_SPLIT_SEED) -> ImageData:
+    """Loads the images a source spec names; every failure is a one-line DataError.
+
+    `seed` chooses the test images of a folder without train/ and test/ subfolders.
+    """
     kind, where = parse_source(spec)
     names = None
     if kind == "idx":
@@ -178,8 +184,8 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
     """
     x, y = as_images(data.x_train, "training images"), data.y_train
     x_test, y_test = (as_images(data.x_test, "test images") if data.x_test is not None else None), data.y_test
-    if x_test is None:  # a source without a test split: hold out a seeded fraction
-        order = np.random.default_rng(seed + 1).permutation(len(x))
+    if x_test is None:  # a source without a test split: hold out a fixed fraction
+        order = np.random.default_rng(TEST_SPLIT_SEED).permutation(len(x))
         n = max(1, int(round(test_fraction * len(x))))
         x_test, x = x[order[:n]], x[order[n:]]
         if y is not None:
@@ -233,7 +239,7 @@ def load_splits(config, max_test_examples: Optional[int] = None, dataset: Option
     `dataset` reads another source with the same protocol; class_filter=False keeps every class
     (anomaly scoring needs the held-out ones).
     """
-    data = load_source(dataset or config.dataset, config.data_dir, config.seed)
+    data = load_source(dataset or config.dataset, config.data_dir)
     if not class_filter:
         config = config.replace(classes=None, exclude_classes=None)
     splits = prepare(

@@ -41,7 +41,8 @@ def network_reachable(timeout: float = 3.0) -> bool:
 
     Name resolution has no timeout of its own, so the probe runs in a daemon thread.
     """
-    targets = [_proxy_host()] if _proxy_host() else list(_PROBE_HOSTS)
+    proxy = _proxy_host()
+    targets = [proxy] if proxy else list(_PROBE_HOSTS)
     result = {"ok": False}
 
     def probe():
