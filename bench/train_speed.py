@@ -167,8 +167,8 @@ def main():
     floor = N_IMAGES * FLOPS_PER_IMAGE / (best_gemm * 1e9)
     print()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
-    print(f"MLP VAE 784-400-20, batch 128, Adam 1e-3, 60,000 Fashion-MNIST images, dynamic binarization; "
-          f"seconds per epoch over epochs 2..N")
+    print("MLP VAE 784-400-20, batch 128, Adam 1e-3, 60,000 Fashion-MNIST images, dynamic binarization; "
+          "seconds per epoch over epochs 2..N")
     print()
     print("| contender | s/epoch (min) | s/epoch (median) | images/s | tfvae is x faster | peak memory |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

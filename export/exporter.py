@@ -183,7 +183,7 @@ def readme(report: dict, model) -> str:
         f"curl -s -d @requests/{s}.json http://localhost:8501/v1/models/{name}:predict" for s in sigs)
     signature_rows = {
         "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1] | `reconstructions` (N, {h}, {w}, {c}) pixel means",
-        "encode": f"`images` | " + ("`loc`, `scale` (N, %d): q(z|x)" % d if model.variational else "`code` (N, %d)" % d),
+        "encode": "`images` | " + (f"`loc`, `scale` (N, {d}): q(z|x)" if model.variational else f"`code` (N, {d})"),
         "decode": f"`z` float32 (N, {d}) | `images` (N, {h}, {w}, {c}) pixel means",
         "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from N(0, I) in the graph",
         "score": "`images` | `score` (N,): negative ELBO in nats (one seeded sample; higher = more anomalous)",

@@ -1,9 +1,7 @@
 """Evaluation: the importance-sampled log p(x) against an exact one, active units, anomaly AUC."""
 
 import json
-import math
 
-import keras
 import numpy as np
 import pytest
 
