@@ -250,8 +250,10 @@ class Trainer:
         idx, noise = self._my_slice((idx, self.model.draw_noise(self.global_batch, seed)))
         if self.replicas == 1:
             sums = self._update_fn(self.train_x, idx, noise, kl_weight)
-        else:  # several replicas: gather next to the data, compute, and let Adam sum the gradients
-            grads, sums = self._grads_fn(self._gather(self.train_x, idx), noise, kl_weight)
+        else:  # several replicas: gather next to the data (host memory), compute on the replica's device
+            with tf.device(self.train_x.device):
+                x = self._gather(self.train_x, idx)
+            grads, sums = self._grads_fn(x, noise, kl_weight)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return tf.concat([sums, [tf.identity(self.stop_flag)]], axis=0)
 
