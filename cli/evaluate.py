@@ -102,9 +102,9 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
     if normal_class is not None or anomaly_class is not None:
         if splits.test_labels is None:
             raise TfvaeError("--normal-class/--anomaly-class need labels, and this dataset has none")
-        if len(splits.validation) == 0:
-            raise TfvaeError("choosing a threshold needs a validation split; the run used --validation-split 0")
-        labels = np.unique(np.concatenate([splits.test_labels, splits.validation_labels]))
+        has_validation = len(splits.validation) > 0
+        labels = np.unique(np.concatenate([splits.test_labels]
+                                          + ([splits.validation_labels] if has_validation else [])))
         normal = _classes(normal_class, "normal_class")
         if normal is not None:
             anomalies = [int(c) for c in labels if c not in normal]
@@ -113,29 +113,37 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
         missing = [c for c in anomalies + list(normal or []) if c not in labels]
         if missing:
             raise TfvaeError(f"class(es) {missing} do not occur; the labels are {', '.join(map(str, labels))}")
-        val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1)
-        summary["separation"] = anomaly.separation(val_scores, splits.validation_labels, test_scores,
-                                                   splits.test_labels, anomalies)
+        val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1) if has_validation else None
+        summary["separation"] = anomaly.separation(val_scores, splits.validation_labels if has_validation else None,
+                                                   test_scores, splits.test_labels, anomalies)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    header = ["index", "label", "score"] + (["anomaly", "flagged"] if anomalies is not None else [])
+    threshold = summary.get("separation", {}).get("threshold")
+    header = (["index", "label", "score"] + (["anomaly"] if anomalies is not None else [])
+              + (["flagged"] if threshold is not None else []))
     writer.writerow(header)
     for i, s in enumerate(test_scores):
         label = int(splits.test_labels[i]) if splits.test_labels is not None else ""
         row = [i, label, f"{s:.6f}"]
         if anomalies is not None:
-            row += [int(label in anomalies), int(s > summary["separation"]["threshold"])]
+            row.append(int(label in anomalies))
+        if threshold is not None:
+            row.append(int(s > threshold))
         writer.writerow(row)
     atomic_write_text(out, buf.getvalue())
     click.echo(f"wrote {out}: {summary['test_images']} scores ({summary['score']}), mean {summary['mean_score']:.3f}")
     if "separation" in summary:
         sep = summary["separation"]
-        at = sep["test_at_threshold"]
+        at = sep.get("test_at_threshold")
         click.echo(f"anomalies = class(es) {','.join(map(str, sep['anomaly_classes']))}: "
                    f"{sep['test_anomalies']} of {sep['test_anomalies'] + sep['test_normal']} test images")
         click.echo(f"ROC AUC (test)          {sep['roc_auc']:.4f}")
-        click.echo(f"threshold (validation)  {sep['threshold']:.3f}  ->  test accuracy {at['accuracy']:.3f}, "
-                   f"precision {at['precision']:.3f}, recall {at['recall']:.3f}, F1 {at['f1']:.3f}")
+        if threshold is None:
+            click.echo("threshold: none, the run has no validation split to choose it on "
+                       "(train with --validation-split above 0 for one)")
+        else:
+            click.echo(f"threshold (validation)  {threshold:.3f}  ->  test accuracy {at['accuracy']:.3f}, "
+                       f"precision {at['precision']:.3f}, recall {at['recall']:.3f}, F1 {at['f1']:.3f}")
     if json_path:
         atomic_write_text(json_path, json.dumps(summary, indent=2) + "\n")
 

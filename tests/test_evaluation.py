@@ -80,7 +80,8 @@ def runs(tmp_path_factory, bars_npz):
     out = {}
     for name, args in {"vae2": ["-m", "vae", "-z", "2"], "ae": ["-m", "ae", "-z", "3"],
                        "dae": ["-m", "dae", "-z", "3"], "vae1": ["-m", "vae", "-z", "1"],
-                       "vae5": ["-m", "vae", "-z", "5"]}.items():
+                       "vae5": ["-m", "vae", "-z", "5"],
+                       "vae2-noval": ["-m", "vae", "-z", "2", "--validation-split", "0"]}.items():
         with pytest.raises(SystemExit) as e:
             main(["fit", "-d", bars_npz, "-o", str(root / name), "--hidden", "32", "-b", "64", "-e", "2", "-q", *args])
         assert e.value.code == 0
@@ -163,6 +164,21 @@ def test_score_command_writes_one_score_per_image(capsys, tmp_path, runs):
     lines = out.read_text().splitlines()
     assert lines[0] == "index,label,score,anomaly,flagged" and len(lines) == 1 + 128
     assert "ROC AUC (test)" in stdout
+
+
+def test_score_without_a_validation_split_gives_the_auc_and_no_threshold(capsys, tmp_path, runs):
+    out = tmp_path / "s.csv"
+    code, stdout, err = run_cli(capsys, "score", runs["vae2-noval"], "-o", out, "--normal-class", "0,1,2,3",
+                                "--json", tmp_path / "s.json")
+    assert code == 0, err
+    assert "ROC AUC (test)" in stdout and "threshold: none, the run has no validation split" in stdout
+    lines = out.read_text().splitlines()
+    assert lines[0] == "index,label,score,anomaly" and len(lines) == 1 + 128
+    sep = json.loads((tmp_path / "s.json").read_text())["separation"]
+    assert "threshold" not in sep and 0.0 <= sep["roc_auc"] <= 1.0
+    # the AUC is the one of the CSV's own scores and labels
+    rows = [line.split(",") for line in lines[1:]]
+    assert sep["roc_auc"] == pytest.approx(roc_auc([float(r[2]) for r in rows], [r[3] == "1" for r in rows]))
 
 
 def test_score_refuses_a_split_without_both_kinds(capsys, tmp_path, runs):

@@ -75,24 +75,34 @@ def classification(score, positive, threshold) -> dict:
 
 
 def separation(val_score, val_labels, test_score, test_labels, anomaly_classes) -> dict:
-    """AUC on test, threshold from validation, and the test classification at that threshold."""
+    """AUC on test, threshold from validation, and the test classification at that threshold.
+
+    Without validation images (a run trained with --validation-split 0: pass None for both) the
+    AUC is still measured and the threshold is left out: choosing it on the test images would
+    grade the threshold on the data that chose it.
+    """
     anomaly_classes = np.asarray(sorted(anomaly_classes))
-    val_pos = np.isin(val_labels, anomaly_classes)
     test_pos = np.isin(test_labels, anomaly_classes)
-    for split, positive in (("validation", val_pos), ("test", test_pos)):
+    splits = [("test", test_pos)]
+    val_pos = None
+    if val_score is not None:
+        val_pos = np.isin(val_labels, anomaly_classes)
+        splits.insert(0, ("validation", val_pos))
+    for split, positive in splits:
         if positive.all() or not positive.any():
             what = "normal" if positive.all() else "anomalous"
             raise TfvaeError(
                 f"the {split} split has no {what} images (anomaly classes {anomaly_classes.tolist()}); "
                 "both kinds are needed: choose other classes or a larger --validation-split"
             )
-    threshold = best_threshold(val_score, val_pos)
-    return {
+    result = {
         "anomaly_classes": [int(c) for c in anomaly_classes],
         "test_anomalies": int(test_pos.sum()),
         "test_normal": int((~test_pos).sum()),
         "roc_auc": roc_auc(test_score, test_pos),
-        "validation_roc_auc": roc_auc(val_score, val_pos),
-        "threshold": threshold,
-        "test_at_threshold": classification(test_score, test_pos, threshold),
     }
+    if val_pos is not None:
+        threshold = best_threshold(val_score, val_pos)
+        result.update(validation_roc_auc=roc_auc(val_score, val_pos), threshold=threshold,
+                      test_at_threshold=classification(test_score, test_pos, threshold))
+    return result
