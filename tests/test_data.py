@@ -156,6 +156,9 @@ def test_prepare_splits_are_seeded_and_binarized(tmp_path):
     assert set(np.unique(a.validation)) <= {0.0, 1.0} and set(np.unique(a.test)) <= {0.0, 1.0}
     assert a.validation.dtype == np.float32 and a.test.dtype == np.float32
     assert len(np.unique(a.train)) > 2  # dynamic: training images stay grey, binarized per batch
+    # the test set is binarized once with a fixed seed, whatever the run's seed and binarization mode
+    np.testing.assert_array_equal(a.test, c.test)
+    np.testing.assert_array_equal(a.test, prepare(data, binarization="static", validation_split=0.2, seed=9).test)
     s = prepare(data, binarization="static", validation_split=0.2, seed=3)
     assert set(np.unique(as_float(s.train))) <= {0.0, 1.0}
     m = prepare(data, binarization="none", validation_split=0.0, seed=3, max_train_examples=7)

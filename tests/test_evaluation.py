@@ -153,6 +153,12 @@ def test_evaluate_command_reports_the_protocol_and_json(capsys, tmp_path, runs):
     assert m["nll"] == pytest.approx(-m["log_likelihood"]) and 0 <= m["active_units"] <= 2
     assert len(report["kl_per_dim"]) == 2
     assert m["elbo"] == pytest.approx(m["log_px_z"] - m["kl"], abs=1e-3)
+    # with k = 1 the importance-sampled estimate is a one-sample ELBO; 200 samples tighten it
+    js1 = tmp_path / "r1.json"
+    code, _, err = run_cli(capsys, "evaluate", runs["vae2"], "-k", "1", "--max-test-examples", "50", "--json", js1)
+    assert code == 0, err
+    m1 = json.loads(js1.read_text())["metrics"]
+    assert m["log_likelihood"] > m1["log_likelihood"] + 5.0, (m1["log_likelihood"], m["log_likelihood"])
     code, stdout, _ = run_cli(capsys, "evaluate", runs["ae"], "--max-test-examples", "20")
     assert code == 0 and "reconstruction loss" in stdout and "log p(x)" not in stdout
 

@@ -22,6 +22,29 @@ def test_every_shipped_recipe_is_a_valid_config(name):
     assert available()[name]
 
 
+PUBLISHED_SETTINGS = {
+    # Burda et al. 2016: 784-200-200-50 tanh, batch 20, Adam eps 1e-4, 3^i epochs at 1e-3 * 10^(-i/7), i = 0..7
+    "mnist-iwae-paper": dict(model="iwae", iw_samples=50, hidden=(200, 200), activation="tanh", latent_dim=50,
+                             batch_size=20, adam_epsilon=1e-4, learning_rate=1e-3, lr_schedule="iwae",
+                             epochs=sum(3**i for i in range(8)), validation_split=0.0),
+    "mnist-vae-iwae-paper": dict(model="vae", mc_samples=1, hidden=(200, 200), activation="tanh", latent_dim=50,
+                                 batch_size=20, adam_epsilon=1e-4, learning_rate=1e-3, lr_schedule="iwae",
+                                 epochs=3280, validation_split=0.0),
+    # the VampPrior / Exemplar VAE papers' MLP: gated 300-300, 40 latent dimensions, all training images
+    "fmnist-vae": dict(model="vae", hidden=(300, 300), activation="gated", latent_dim=40, validation_split=0.0,
+                       dataset="fashion_mnist"),
+    "fmnist-iwae": dict(model="iwae", hidden=(300, 300), activation="gated", latent_dim=40, validation_split=0.0,
+                        dataset="fashion_mnist"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_SETTINGS))
+def test_recipes_follow_the_published_settings(name):
+    config = make_config(load_recipe(name))
+    for key, value in PUBLISHED_SETTINGS[name].items():
+        assert getattr(config, key) == value, (name, key)
+
+
 def test_command_line_options_override_the_recipe(capsys, tmp_path, bars_npz):
     out = tmp_path / "r"
     code, _, err = run_cli(capsys, "fit", "--config", "fmnist-vae", "--dataset", bars_npz, "--hidden", "16",

@@ -54,6 +54,19 @@ def test_run_directory_contents(bars_npz, tmp_path):
     assert result.metrics["epoch"] == 2
 
 
+def test_beta_and_kl_warmup_shape_the_training_loss(bars_npz, tmp_path):
+    # 512 bars, 10% held out, batch 64: 7 steps an epoch; --kl-warmup 2 ramps beta over 14 steps
+    tfvae.fit(bars_npz, out=str(tmp_path / "w"), progress=False, **{**SMALL, "epochs": 3}, beta=2.0, kl_warmup=2)
+    rows = RunDir(str(tmp_path / "w")).read_metrics()
+    assert [r["kl_weight"] for r in rows] == pytest.approx([1.0, 2.0, 2.0])  # the weight at each epoch's last step
+    # without warm-up every step's loss is -(E_q[log p(x|z)] - beta KL), so the epoch means obey it too
+    tfvae.fit(bars_npz, out=str(tmp_path / "b"), progress=False, **{**SMALL, "epochs": 1}, beta=2.0)
+    row = RunDir(str(tmp_path / "b")).read_metrics()[0]
+    assert row["kl_weight"] == pytest.approx(2.0)
+    assert row["loss"] == pytest.approx(-(row["log_px_z"] - 2.0 * row["kl"]), rel=1e-4)
+    assert row["loss"] > -row["elbo"] + 0.5 * row["kl"]  # beta = 2 weighs the KL twice, not once
+
+
 def test_resumed_run_ends_with_the_same_weights(bars_npz, tmp_path):
     opts = dict(SMALL, model="vae", epochs=3, seed=11)
     tfvae.fit(bars_npz, out=str(tmp_path / "straight"), progress=False, **opts)
