@@ -77,15 +77,16 @@ def test_kill_9_mid_epoch_then_resume_equals_the_uninterrupted_run(bars_npz, tmp
     assert not [f for f in os.listdir(out) if f.startswith(".")]
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_with_75_then_resume_completes(bars_npz, tmp_path, straight):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_saves_a_checkpoint_and_exits_with_75_then_resume_completes(bars_npz, tmp_path, straight, sig):
     out = tmp_path / "term"
     proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--steps-per-call", 1, *ARGS)
     wait_for(lambda: len(checkpoints(out)) >= 1 or proc.poll() is not None, 240, "the first checkpoint")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == Interrupted.exit_code == 75, err
     line = [l for l in err.splitlines() if l.startswith("Error: ")][-1]
-    assert re.search(r"stopped by SIGTERM at epoch \d+, step \d+ of 28; checkpoint ckpt-\d+ saved", line), line
+    assert re.search(rf"stopped by {sig.name} at epoch \d+, step \d+ of 28; checkpoint ckpt-\d+ saved", line), line
     assert "--resume" in line
     step = int(re.search(r"ckpt-(\d+)", line).group(1))
     assert step in [int(re.search(r"ckpt-(\d+)", p).group(1)) for p in checkpoints(out)]
