@@ -163,19 +163,18 @@ BAD_INPUTS = {
 }
 
 
-def offline():
-    from tfvae.data.tfds_source import network_reachable
-
-    return not network_reachable()
-
-
 NEEDS_OFFLINE = {"unreachable download"}
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_one_clear_line_and_writes_nothing(capsys, tmp_path, case):
-    if case in NEEDS_OFFLINE and not offline():
-        pytest.skip("the network is reachable here: a download would not fail")
+def test_bad_input_is_one_clear_line_and_writes_nothing(capsys, tmp_path, monkeypatch, case):
+    from tfvae.data.tfds_source import network_reachable
+
+    if case in NEEDS_OFFLINE and network_reachable():
+        # a machine with internet: route downloads through a proxy port where nothing listens
+        from test_data import _closed_port
+
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
     (tmp_path / "afile").write_text("x")
     args, message = BAD_INPUTS[case]
     out = tmp_path / "run"
@@ -219,9 +218,14 @@ def test_console_entry_point_prints_one_line_for_bad_input(tmp_path):
     assert proc.returncode == 1
     assert one_error_line(proc.stderr) == f"Error: npz:{tmp_path / 'none.npz'}: no such file; give an .npz " \
                                           "holding x_train and x_test arrays"
-    if offline():
-        proc = subprocess.run([*cmd, "fit", "-d", "mnist", "-o", str(tmp_path / "r"), "--data-dir", str(tmp_path)],
-                              capture_output=True, text=True, env=env, timeout=120)
-        assert proc.returncode == 1 and "network is unreachable" in one_error_line(proc.stderr)
+    from tfvae.data.tfds_source import network_reachable
+
+    if network_reachable():  # a machine with internet: a proxy port where nothing listens
+        from test_data import _closed_port
+
+        env["HTTPS_PROXY"] = f"http://127.0.0.1:{_closed_port()}"
+    proc = subprocess.run([*cmd, "fit", "-d", "mnist", "-o", str(tmp_path / "r"), "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "network is unreachable" in one_error_line(proc.stderr)
     proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and "fit" in proc.stdout and "info" in proc.stdout

@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import socket
 import time
 
 import numpy as np
@@ -179,11 +180,30 @@ def test_tfds_path_with_mock_data(monkeypatch):
     assert data.x_train.dtype == np.uint8
 
 
-def test_tfds_download_offline_fails_fast_with_the_offline_sources(tmp_path):
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_reachability_probe_follows_the_proxy(monkeypatch):
+    from tfvae.data.tfds_source import network_reachable
+
+    with socket.socket() as server:  # a proxy that accepts connections
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert network_reachable(timeout=2.0)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")  # nothing listens there
+    assert not network_reachable(timeout=2.0)
+
+
+def test_tfds_download_offline_fails_fast_with_the_offline_sources(tmp_path, monkeypatch):
     from tfvae.data.tfds_source import network_reachable
 
     if network_reachable():
-        pytest.skip("the network is reachable here: the offline error cannot be produced")
+        # a machine with internet: route downloads through a proxy port where nothing listens
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
     t0 = time.time()
     with pytest.raises(NetworkError, match="network is unreachable.*idx:DIR.*npz:FILE.*folder:DIR"):
         load_source("mnist", data_dir=str(tmp_path))
