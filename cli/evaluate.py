@@ -102,9 +102,10 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
     if normal_class is not None or anomaly_class is not None:
         if splits.test_labels is None:
             raise TfvaeError("--normal-class/--anomaly-class need labels, and this dataset has none")
+        # no validation images (--validation-split 0): the AUC still, but no threshold
         has_validation = len(splits.validation) > 0
-        labels = np.unique(np.concatenate([splits.test_labels]
-                                          + ([splits.validation_labels] if has_validation else [])))
+        val_labels = splits.validation_labels if has_validation else None
+        labels = np.unique(np.concatenate([splits.test_labels] + ([val_labels] if has_validation else [])))
         normal = _classes(normal_class, "normal_class")
         if normal is not None:
             anomalies = [int(c) for c in labels if c not in normal]
@@ -114,8 +115,8 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
         if missing:
             raise TfvaeError(f"class(es) {missing} do not occur; the labels are {', '.join(map(str, labels))}")
         val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1) if has_validation else None
-        summary["separation"] = anomaly.separation(val_scores, splits.validation_labels if has_validation else None,
-                                                   test_scores, splits.test_labels, anomalies)
+        summary["separation"] = anomaly.separation(val_scores, val_labels, test_scores, splits.test_labels,
+                                                   anomalies)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     threshold = summary.get("separation", {}).get("threshold")

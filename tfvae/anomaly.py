@@ -83,12 +83,10 @@ def separation(val_score, val_labels, test_score, test_labels, anomaly_classes) 
     """
     anomaly_classes = np.asarray(sorted(anomaly_classes))
     test_pos = np.isin(test_labels, anomaly_classes)
-    splits = [("test", test_pos)]
-    val_pos = None
-    if val_score is not None:
-        val_pos = np.isin(val_labels, anomaly_classes)
-        splits.insert(0, ("validation", val_pos))
-    for split, positive in splits:
+    val_pos = None if val_score is None else np.isin(val_labels, anomaly_classes)
+    for split, positive in (("validation", val_pos), ("test", test_pos)):
+        if positive is None:
+            continue
         if positive.all() or not positive.any():
             what = "normal" if positive.all() else "anomalous"
             raise TfvaeError(
