@@ -199,3 +199,16 @@ def test_score_separates_a_held_out_class_of_real_fashion_mnist(capsys, tmp_path
 
     auc = score_held_out(capsys, tmp_path, fashion_mnist)
     assert auc > HELD_OUT_AUC_BOUND, f"class {HELD_OUT_CLASS} held out: AUC {auc:.3f}"
+
+
+def test_evaluation_reads_8_bit_images_as_pixels_in_0_1(runs):
+    import tfvae
+    from tfvae.evaluation import active_units, log_likelihood, per_image_terms
+
+    model = tfvae.load(str(runs["vae2"])).model
+    x8 = np.random.default_rng(0).integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
+    xf = x8.astype(np.float32) / 255.0
+    a, b = per_image_terms(model, x8, seed=1), per_image_terms(model, xf, seed=1)
+    np.testing.assert_allclose(a["elbo"], b["elbo"], rtol=1e-6)
+    np.testing.assert_allclose(log_likelihood(model, x8, k=10), log_likelihood(model, xf, k=10), rtol=1e-6)
+    np.testing.assert_allclose(active_units(model, x8)[1], active_units(model, xf)[1], rtol=1e-6)

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import objectives
+from tfvae.data import as_float
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Cov_x(E_q[z_j]) > 0.01
 
@@ -34,7 +35,7 @@ def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int
     kl_per_dim (images, latent_dim). Autoencoders: reconstruction (the loss of the likelihood).
     The draws are seeded by (seed, batch index).
     """
-    x = np.asarray(x, np.float32)
+    x = as_float(x)  # uint8 training images are 0..255
 
     @tf.function(reduce_retracing=True)
     def step(xb, s):
@@ -100,7 +101,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
         raise ValueError("log p(x) by importance sampling needs a variational model (vae, iwae)")
     if not 1 <= k <= 10**8:
         raise ValueError(f"k must be between 1 and 10^8 importance samples, got {k}")
-    x = np.asarray(x, np.float32)
+    x = as_float(x)
     n = len(x)
     latent = model.config.latent_dim
     n_blocks = max(1, math.ceil(min(chunk, k) / SAMPLE_BLOCK))
@@ -142,14 +143,14 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
 
 def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD):
     """(number active, per-dimension Cov_x(E_q[z_j])) over images x."""
-    means = np.concatenate([model.encode(tf.constant(np.asarray(x[a:b], np.float32))).numpy()
+    means = np.concatenate([model.encode(tf.constant(as_float(x[a:b]))).numpy()
                             for a, b in _batches(len(x), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance
 
 
 def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, seed: int = 0,
-             batch_size: int = 100, chunk: int = 500, progress=None, jit: Optional[bool] = None,
+             batch_size: int = DEFAULT_BATCH, chunk: int = DEFAULT_CHUNK, progress=None, jit: Optional[bool] = None,
              splits=None) -> dict:
     """The test-set report of a trained run (a `TrainedModel`), as a JSON-ready dict.
 

@@ -42,8 +42,10 @@ def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0):
 
     from tfvae.objectives import corrupt
 
+    from tfvae.data import as_float
+
     model = trained.model
-    x = np.asarray(x, np.float32)
+    x = as_float(x)
     rows = [x]
     if trained.config.model == "dae":
         noise = model.draw_noise(len(x), tf.constant([seed, 7], tf.int64))["corrupt"]
