@@ -67,7 +67,7 @@ def test_kill_9_mid_epoch_then_resume_equals_the_uninterrupted_run(bars_npz, tmp
     resumed = fit_process("-o", out, "--resume")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    for a, b in zip(weights(out), weights(straight)):
+    for a, b in zip(weights(out), weights(straight), strict=True):
         np.testing.assert_array_equal(a, b)
     rows, ref = RunDir(str(out)).read_metrics(), RunDir(str(straight)).read_metrics()
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]  # no duplicated or missing epochs
@@ -93,7 +93,7 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_75_then_resume_completes(bar
     resumed = fit_process("-o", out, "--resume")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    for a, b in zip(weights(out), weights(straight)):
+    for a, b in zip(weights(out), weights(straight), strict=True):
         np.testing.assert_array_equal(a, b)
     assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
 
@@ -112,7 +112,7 @@ def test_two_local_workers_agree_with_each_other_and_with_one_process(bars_npz, 
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"], err  # bit-identical workers
     assert RunDir(str(out)).read()[0].strategy == "multiworker"
     # the same global batch of 16 split over 2 workers gives the single process's training
-    for a, b in zip(weights(out), weights(straight)):
+    for a, b in zip(weights(out), weights(straight), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
     assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "tfvae-worker1-*"))) == scratch_before, "the other worker's scratch is removed"
@@ -155,7 +155,7 @@ def test_a_lost_worker_stops_the_job_with_a_clear_error_and_resume_completes(bar
     _, err = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, err
     assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
-    for a, b in zip(weights(out), weights(straight)):
+    for a, b in zip(weights(out), weights(straight), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-4)
 
 

@@ -59,6 +59,11 @@ def test_beta_and_kl_warmup_shape_the_training_loss(bars_npz, tmp_path):
     tfvae.fit(bars_npz, out=str(tmp_path / "w"), progress=False, **{**SMALL, "epochs": 3}, beta=2.0, kl_warmup=2)
     rows = RunDir(str(tmp_path / "w")).read_metrics()
     assert [r["kl_weight"] for r in rows] == pytest.approx([1.0, 2.0, 2.0])  # the weight at each epoch's last step
+    # the weights the steps used: epoch 1 ramps 2/14 .. 14/14, so its mean loss lies strictly between
+    # those weights' losses; epoch 3 is all at beta = 2
+    first, last = rows[0], rows[2]
+    assert -(first["log_px_z"] - first["kl"] / 7) < first["loss"] < -(first["log_px_z"] - 1.0 * first["kl"])
+    assert last["loss"] == pytest.approx(-(last["log_px_z"] - 2.0 * last["kl"]), rel=1e-4)
     # without warm-up every step's loss is -(E_q[log p(x|z)] - beta KL), so the epoch means obey it too
     tfvae.fit(bars_npz, out=str(tmp_path / "b"), progress=False, **{**SMALL, "epochs": 1}, beta=2.0)
     row = RunDir(str(tmp_path / "b")).read_metrics()[0]
