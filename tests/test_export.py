@@ -206,6 +206,22 @@ def test_edge_runner_in_a_venv_with_only_numpy_and_litert(tmp_path, exported):
     np.testing.assert_allclose(np.load(tmp_path / "x.npy"), np.clip(lite(z), 0, 1), atol=1e-6)
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--model", "tflite/sampler.tflite"], "is not a decoder (its input is int32 [], not codes"),
+    (["--model", "tflite/decoder_int8.tflite", "--z", "missing.npy"], "cannot read --z missing.npy"),
+    (["--model", "tflite/decoder_int8.tflite", "-o", "no-such-dir/s.png"], "cannot write no-such-dir/s.png"),
+    (["--model", "tflite/decoder_int8.tflite", "-o", "s.jpg"], "--out must end in .png or .npy"),
+])
+def test_edge_runner_bad_input_is_one_line_and_writes_nothing(exported, args, message):
+    _, exp = exported["vae"]
+    proc = subprocess.run([sys.executable, str(exp / "edge" / "tfvae_edge.py"), *args], capture_output=True,
+                          text=True, timeout=120, cwd=exp)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not list(exp.glob("s.*")) and not list(exp.glob("*.tmp-*"))
+
+
 def test_reexport_refuses_to_overwrite_and_force_or_a_new_version_works(capsys, exported):
     run, exp = exported["vae"]
     code, _, err = run_cli(capsys, "export", run, "-o", exp, "--name", "vae", "--version", "1", "--quantize", "none")

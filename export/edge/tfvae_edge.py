@@ -12,7 +12,9 @@ array of pixel means in [0, 1].
 """
 
 import argparse
+import io
 import math
+import os
 import struct
 import sys
 import time
@@ -99,9 +101,16 @@ def main(argv=None):
         sys.exit("error: -n must be at least 1")
 
     interpreter = load_interpreter(args.model, args.threads)
-    latent = int(interpreter.get_input_details()[0]["shape"][-1])
+    inp = interpreter.get_input_details()[0]
+    if len(inp["shape"]) != 2 or inp["dtype"] not in (np.float32, np.int8):
+        sys.exit(f"error: {args.model} is not a decoder (its input is {inp['dtype'].__name__} "
+                 f"{list(inp['shape'])}, not codes (count, latent_dim)); use a decoder_*.tflite")
+    latent = int(inp["shape"][-1])
     if args.z:
-        z = np.load(args.z).astype(np.float32)
+        try:
+            z = np.load(args.z, allow_pickle=False).astype(np.float32)
+        except (OSError, ValueError) as e:
+            sys.exit(f"error: cannot read --z {args.z}: {e}")
         if z.ndim != 2 or z.shape[1] != latent:
             sys.exit(f"error: --z must have shape (count, {latent}), got {z.shape}")
     else:
@@ -109,11 +118,20 @@ def main(argv=None):
     t0 = time.perf_counter()
     images = decode(interpreter, z)
     seconds = time.perf_counter() - t0
+    buf = io.BytesIO()
     if args.out.endswith(".npy"):
-        np.save(args.out, images)
+        np.save(buf, images)
     else:
-        with open(args.out, "wb") as f:
-            f.write(png_bytes(grid(images, args.columns)))
+        buf.write(png_bytes(grid(images, args.columns)))
+    tmp = f"{args.out}.tmp-{os.getpid()}"  # written whole, then renamed: never a half-written file
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, args.out)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        sys.exit(f"error: cannot write {args.out}: {e.strerror or e}")
     print(f"wrote {args.out}: {len(z)} images {'x'.join(map(str, images.shape[1:]))} "
           f"in {seconds * 1000:.1f} ms")
 
