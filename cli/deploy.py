@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from tfvae.cli.common import RUN_DIR, load_run
-
-VARIANTS = ("int8", "dynamic", "float16", "none")
+from tfvae.export import TFLITE_VARIANTS as VARIANTS
 
 
 @click.command("export")

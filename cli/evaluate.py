@@ -20,7 +20,9 @@ from tfvae.cli.common import RUN_DIR, load_run, output_path
               help="Images per batch.")
 @click.option("--chunk", type=click.IntRange(min=1), default=500, show_default=True,
               help="Importance samples per step; memory grows with batch-size x chunk, not with k.")
-@click.option("--jit/--no-jit", default=False, show_default=True, help="Compile the sampling step with XLA.")
+@click.option("--jit/--no-jit", default=False, show_default=True,
+              help="Compile the sampling step with XLA (faster for MLP networks; a conv network's steps are "
+                   "capped at 10,000 samples to bound memory).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as JSON to this file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -23,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae.errors import TfvaeError
-
-VARIANTS = ("int8", "dynamic", "float16", "none")
+from tfvae.export import TFLITE_VARIANTS as VARIANTS
 REPRESENTATIVE_SAMPLES = 500
 
 

@@ -229,3 +229,18 @@ def test_console_entry_point_prints_one_line_for_bad_input(tmp_path):
     assert proc.returncode == 1 and "network is unreachable" in one_error_line(proc.stderr)
     proc = subprocess.run([*cmd, "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and "fit" in proc.stdout and "info" in proc.stdout
+
+
+@pytest.mark.parametrize("tf_config,message", [
+    ("{not json", "TF_CONFIG is not valid.*must be JSON like"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     "TF_CONFIG task index 2 is out of range.*must be 0 to 1"),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": -1}}', "index -1 is out of range"),
+    ('{"cluster": {"ps": ["a:1"], "worker": ["b:2"]}, "task": {"type": "ps", "index": 0}}',
+     "task type 'ps'.*'chief' and 'worker' tasks only"),
+])
+def test_a_bad_tf_config_is_one_clear_line(capsys, tmp_path, monkeypatch, bars_npz, tf_config, message):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "--strategy", "multiworker", "-o", tmp_path / "r", "-q")
+    assert code != 0 and re.search(message, one_error_line(err)), err
+    assert not (tmp_path / "r").exists()

@@ -7,7 +7,7 @@ import pytest
 
 from tfvae.anomaly import best_threshold, roc_auc
 from tfvae.config import make_config
-from tfvae.evaluation import active_units, bound_metrics, log_likelihood
+from tfvae.evaluation import JIT_CONV_SAMPLES_PER_STEP, active_units, bound_metrics, log_likelihood, step_shape
 from tfvae.models import Autoencoder
 
 from test_probability import D, K_LAT, S, _analytic_elbo, _data, _exact_posterior_encoder, _linear_decoder, _ppca
@@ -44,6 +44,20 @@ def test_log_px_does_not_depend_on_chunk_or_batch_size_and_is_seeded():
                                    rtol=0, atol=1e-4)
     np.testing.assert_array_equal(log_likelihood(model, x, k=450, seed=3), ref)
     assert not np.allclose(log_likelihood(model, x, k=450, seed=4), ref, atol=1e-4)
+
+
+def test_xla_conv_steps_are_bounded_and_give_the_same_estimate():
+    # XLA's CPU convolutions hold ~0.5 MB per sample: 100 images x 500 samples ran out of memory
+    for batch, chunk in ((100, 500), (1000, 5000), (7, 100_000)):
+        images, samples = step_shape("conv", batch, chunk, jit=True)
+        assert images * -(-samples // 100) * 100 <= JIT_CONV_SAMPLES_PER_STEP and images >= 1 and samples >= 1
+        assert step_shape("conv", batch, chunk, jit=False) == step_shape("mlp", batch, chunk, jit=True) == (batch, chunk)
+    config = make_config(dict(model="vae", network="conv", hidden="16", latent_dim=3, binarize="none"))
+    model = Autoencoder(config, (28, 28, 1))
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
+    plain = log_likelihood(model, x, k=300, seed=2, batch_size=3, chunk=300, jit=False)
+    np.testing.assert_allclose(log_likelihood(model, x, k=300, seed=2, batch_size=3, chunk=300, jit=True), plain,
+                               rtol=1e-5, atol=1e-3)
 
 
 def test_an_unused_latent_dimension_is_inactive():

@@ -61,6 +61,10 @@ def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int =
 SAMPLE_BLOCK = 100  # importance samples are drawn in blocks of this many, each with its own seed
 DEFAULT_BATCH = 100  # images per batch of the importance sampler
 DEFAULT_CHUNK = 500  # samples per step: memory ~ batch * chunk * pixels floats
+# XLA's CPU convolutions unfold every sample's feature maps (~0.5 MB per sample for the conv
+# decoder): with jit, a conv network's step is capped at this many samples (~6 GB), whatever the
+# chunk asked for; the estimate does not depend on the chunk.
+JIT_CONV_SAMPLES_PER_STEP = 10_000
 
 
 def _sample_noise(image_ids, first_block, n_blocks: int, latent: int, seed: int):
@@ -82,6 +86,14 @@ def _sample_noise(image_ids, first_block, n_blocks: int, latent: int, seed: int)
                      fn_output_signature=tf.TensorSpec([n_blocks * SAMPLE_BLOCK, latent], tf.float32))
 
 
+def step_shape(network: str, batch_size: int, chunk: int, jit: Optional[bool]) -> tuple:
+    """(images, samples) per importance-sampling step: as asked, but bounded for XLA convolutions."""
+    if jit and network == "conv":
+        batch_size = min(batch_size, JIT_CONV_SAMPLES_PER_STEP // SAMPLE_BLOCK)
+        chunk = min(chunk, JIT_CONV_SAMPLES_PER_STEP // batch_size // SAMPLE_BLOCK * SAMPLE_BLOCK)
+    return batch_size, chunk
+
+
 def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEFAULT_BATCH, chunk: int = DEFAULT_CHUNK,
                    progress=None, jit: Optional[bool] = None, first_index: int = 0) -> np.ndarray:
     """Importance-sampled log p(x) per image (nats), with k samples from q(z|x).
@@ -95,7 +107,8 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
       batch_size: images per batch; chunk: samples per step, rounded up to a multiple of
         SAMPLE_BLOCK. Memory grows with batch_size * chunk, not with k.
       progress: a `Progress` to report images done.
-      jit: compile the chunk computation with XLA.
+      jit: compile the chunk computation with XLA (for a conv network, with at most
+        JIT_CONV_SAMPLES_PER_STEP samples per step).
     """
     if not model.variational:
         raise ValueError("log p(x) by importance sampling needs a variational model (vae, iwae)")
@@ -104,6 +117,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     x = as_float(x)
     n = len(x)
     latent = model.config.latent_dim
+    batch_size, chunk = step_shape(model.config.network, batch_size, chunk, jit)
     n_blocks = max(1, math.ceil(min(chunk, k) / SAMPLE_BLOCK))
     total_blocks = math.ceil(k / SAMPLE_BLOCK)
 

@@ -21,7 +21,7 @@ import math
 
 import tensorflow as tf
 
-from tfvae.probability import diagonal_gaussian, kl_divergence, kl_per_dimension, standard_normal_prior
+from tfvae.probability import flatten, diagonal_gaussian, kl_divergence, kl_per_dimension, standard_normal_prior
 
 
 # --------------------------------------------------------------------------- randomness
@@ -50,7 +50,7 @@ def draw_noise(config, batch_size: int, image_shape, seed):
 
 def binarize(x, uniforms):
     """Dynamic binarization: pixel = 1 with probability equal to its intensity."""
-    return tf.reshape(tf.cast(tf.reshape(uniforms, [tf.shape(x)[0], -1]) < _flat(x), x.dtype), tf.shape(x))
+    return tf.reshape(tf.cast(flatten(uniforms) < flatten(x), x.dtype), tf.shape(x))
 
 
 def corrupt(x, kind: str, level: float, noise):
@@ -58,16 +58,12 @@ def corrupt(x, kind: str, level: float, noise):
 
     masking: each input set to 0 with probability `level` (nu); gaussian: x + level * N(0, 1).
     """
-    flat, noise = _flat(x), tf.reshape(noise, [tf.shape(x)[0], -1])
+    flat, noise = flatten(x), flatten(noise)
     if kind == "masking":
         out = flat * tf.cast(noise >= level, x.dtype)
     else:
         out = flat + level * noise
     return tf.reshape(out, tf.shape(x))
-
-
-def _flat(x):
-    return tf.reshape(x, [tf.shape(x)[0], -1])
 
 
 # --------------------------------------------------------------------------- autoencoders

@@ -101,9 +101,9 @@ class Likelihood:
         """The autoencoders' loss per image: summed cross-entropy, or summed squared error."""
         if self.kind == "bernoulli":
             return -self.log_prob(outputs, x)  # -sum_j x_j log x^_j + (1 - x_j) log(1 - x^_j)
-        return tf.reduce_sum(tf.math.squared_difference(_flat(x), _flat(outputs["loc"])), axis=1)
+        return tf.reduce_sum(tf.math.squared_difference(flatten(x), flatten(outputs["loc"])), axis=1)
 
 
-def _flat(t):
+def flatten(t):
     """(batch, ...) -> (batch, everything else)."""
     return tf.reshape(t, [tf.shape(t)[0], -1])

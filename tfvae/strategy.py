@@ -54,6 +54,10 @@ def worker_info() -> WorkerInfo:
     if kind not in ("chief", "worker"):
         raise ConfigError(f"TF_CONFIG task type {kind!r}: tfvae runs 'chief' and 'worker' tasks only")
     has_chief = bool(cluster.get("chief"))
+    count = len(cluster.get(kind, []))
+    if not 0 <= index < count:
+        raise ConfigError(f"TF_CONFIG task index {index} is out of range: the cluster lists {count} {kind} "
+                          f"address(es), so the index must be 0 to {count - 1}")
     is_chief = kind == "chief" or (not has_chief and index == 0)
     position = index if kind == "chief" else index + (1 if has_chief else 0)
     return WorkerInfo(position, len(workers), is_chief, kind)
