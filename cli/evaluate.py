@@ -77,9 +77,6 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
       tfvae fit -d idx:/usr/share/datasets/fashion-mnist --exclude-classes 1 -o runs/no-trousers
       tfvae score runs/no-trousers --anomaly-class 1 -o scores.csv
     """
-    import csv
-    import io
-
     if normal_class is not None and anomaly_class is not None:
         raise click.UsageError("--normal-class and --anomaly-class contradict each other; give one")
     output_path(out, ".csv")
@@ -107,33 +104,14 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
         # no validation images (--validation-split 0): the AUC still, but no threshold
         has_validation = len(splits.validation) > 0
         val_labels = splits.validation_labels if has_validation else None
-        labels = np.unique(np.concatenate([splits.test_labels] + ([val_labels] if has_validation else [])))
-        normal = _classes(normal_class, "normal_class")
-        if normal is not None:
-            anomalies = [int(c) for c in labels if c not in normal]
-        else:
-            anomalies = list(_classes(anomaly_class, "anomaly_class"))
-        missing = [c for c in anomalies + list(normal or []) if c not in labels]
-        if missing:
-            raise TfvaeError(f"class(es) {missing} do not occur; the labels are {', '.join(map(str, labels))}")
+        labels = np.concatenate([splits.test_labels] + ([val_labels] if has_validation else []))
+        anomalies = anomaly.anomaly_classes(labels, normal=_classes(normal_class, "normal_class"),
+                                            anomalous=_classes(anomaly_class, "anomaly_class"))
         val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1) if has_validation else None
         summary["separation"] = anomaly.separation(val_scores, val_labels, test_scores, splits.test_labels,
                                                    anomalies)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     threshold = summary.get("separation", {}).get("threshold")
-    header = (["index", "label", "score"] + (["anomaly"] if anomalies is not None else [])
-              + (["flagged"] if threshold is not None else []))
-    writer.writerow(header)
-    for i, s in enumerate(test_scores):
-        label = int(splits.test_labels[i]) if splits.test_labels is not None else ""
-        row = [i, label, f"{s:.6f}"]
-        if anomalies is not None:
-            row.append(int(label in anomalies))
-        if threshold is not None:
-            row.append(int(s > threshold))
-        writer.writerow(row)
-    atomic_write_text(out, buf.getvalue())
+    atomic_write_text(out, anomaly.scores_csv(test_scores, splits.test_labels, anomalies, threshold))
     click.echo(f"wrote {out}: {summary['test_images']} scores ({summary['score']}), mean {summary['mean_score']:.3f}")
     if "separation" in summary:
         sep = summary["separation"]

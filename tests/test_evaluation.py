@@ -204,6 +204,30 @@ def test_score_without_a_validation_split_gives_the_auc_and_no_threshold(capsys,
     assert len(pos) and len(neg) and sep["roc_auc"] == pytest.approx(pairs.mean())
 
 
+def test_python_score_matches_the_command_and_classes_resolve(capsys, tmp_path, runs):
+    import tfvae
+    from tfvae.anomaly import anomaly_classes
+    from tfvae.data import load_splits
+    from tfvae.errors import TfvaeError
+
+    out = tmp_path / "s.csv"
+    code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", out, "--anomaly-class", "4,5")
+    assert code == 0, err
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    trained = tfvae.load(runs["vae2"])
+    test = load_splits(trained.config, class_filter=False).test
+    np.testing.assert_allclose(trained.score(test), [float(r[2]) for r in rows], rtol=0, atol=2e-6)
+    assert [r[3] for r in rows] == [str(int(r[1] in ("4", "5"))) for r in rows]
+    labels = np.array([3, 0, 7, 3, 5])
+    assert anomaly_classes(labels, normal=[0, 3]) == [5, 7]
+    assert anomaly_classes(labels, anomalous=[7, 5, 7]) == [5, 7]
+    for kwargs, message in ((dict(normal=[0, 9]), r"class\(es\) \[9\] do not occur; the labels are 0, 3, 5, 7"),
+                            (dict(), "either the normal classes or the anomaly classes"),
+                            (dict(normal=[0], anomalous=[3]), "not both")):
+        with pytest.raises(TfvaeError, match=message):
+            anomaly_classes(labels, **kwargs)
+
+
 def test_score_refuses_a_split_without_both_kinds(capsys, tmp_path, runs):
     code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", tmp_path / "s.csv", "--normal-class", "0,1,2,3,4,5,6,7")
     assert code != 0 and "has no anomalous images" in one_error_line(err)

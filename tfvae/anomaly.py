@@ -23,6 +23,40 @@ def scores(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> 
     return -terms["elbo"] if model.variational else terms["reconstruction"]
 
 
+def anomaly_classes(labels, normal=None, anomalous=None) -> list:
+    """The anomaly classes among `labels` (every label occurring in the data): those given as
+    `anomalous`, or every label that is not in `normal`. Exactly one of the two is given."""
+    if (normal is None) == (anomalous is None):
+        raise TfvaeError("give either the normal classes or the anomaly classes, not both or neither")
+    labels = np.unique(np.asarray(labels))
+    given = [int(c) for c in (normal if normal is not None else anomalous)]
+    missing = [c for c in given if c not in labels]
+    if missing:
+        raise TfvaeError(f"class(es) {missing} do not occur; the labels are {', '.join(map(str, labels))}")
+    return [int(c) for c in labels if c not in given] if normal is not None else sorted(set(given))
+
+
+def scores_csv(test_scores, test_labels=None, anomalies=None, threshold=None) -> str:
+    """CSV text, one row per image: index, label, score, then whether the label is an anomaly
+    class (when `anomalies` is given) and whether the score is above `threshold` (when given)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["index", "label", "score"] + (["anomaly"] if anomalies is not None else [])
+                    + (["flagged"] if threshold is not None else []))
+    for i, s in enumerate(test_scores):
+        label = int(test_labels[i]) if test_labels is not None else ""
+        row = [i, label, f"{s:.6f}"]
+        if anomalies is not None:
+            row.append(int(label in anomalies))
+        if threshold is not None:
+            row.append(int(s > threshold))
+        writer.writerow(row)
+    return buf.getvalue()
+
+
 def roc_auc(score: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of `score` for `positive` (True = anomaly), ties counted half
     (the Mann-Whitney U statistic)."""

@@ -192,6 +192,13 @@ class TrainedModel:
     def reconstruct(self, x) -> np.ndarray:
         return self.model.reconstruct(self._images(x)).numpy()
 
+    def score(self, x, seed: int = 0) -> np.ndarray:
+        """Anomaly score per image (higher = more anomalous): the negative ELBO in nats for
+        variational models, the reconstruction loss for autoencoders (`tfvae score`)."""
+        from tfvae.anomaly import scores
+
+        return scores(self.model, self._images(x), seed=seed)
+
     def sample(self, n: int, seed: int = 0, mean: bool = True) -> np.ndarray:
         """n images from the prior (variational models): pixel means, or sampled pixels."""
         if not self.model.variational:
