@@ -1,7 +1,7 @@
 """Speed of `tfvae evaluate`'s importance-sampled log p(x): images/s, and the projected time for
 the full protocol (10,000 test images, k = 5000).
 
-    python bench/eval_speed.py RUN_DIR [--images 500] [-k 5000] [--batch-size 100] [--chunk 500] [--jit]
+    python bench/eval_speed.py RUN_DIR [--images 500] [-k 5000] [--batch-size 100] [--chunk N] [--jit]
 
 Runs the evaluator on the first --images test images of the run's dataset, after a warm-up on a
 few images (tracing), and prints images/s, samples/s and the projection. Pass --images 10000 to
@@ -31,12 +31,11 @@ def main():
     import_tensorflow_quietly()
     import tfvae
     from tfvae.data import load_splits
-    from tfvae.evaluation import DEFAULT_BATCH, DEFAULT_CHUNK, log_likelihood
+    from tfvae.evaluation import DEFAULT_BATCH, log_likelihood, step_shape
 
     trained = tfvae.load(args.run_dir)
     x = load_splits(trained.config, max_test_examples=args.images).test
-    batch = args.batch_size or DEFAULT_BATCH
-    chunk = args.chunk or DEFAULT_CHUNK
+    batch, chunk = step_shape(trained.config.network, args.batch_size or DEFAULT_BATCH, args.chunk, args.jit)
     log_likelihood(trained.model, x[:batch], k=min(args.k, 2 * chunk), batch_size=batch, chunk=chunk, jit=args.jit)
     t0 = time.perf_counter()
     ll = log_likelihood(trained.model, x, k=args.k, batch_size=batch, chunk=chunk, jit=args.jit)

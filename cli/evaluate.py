@@ -18,8 +18,9 @@ from tfvae.cli.common import RUN_DIR, load_run, output_path
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
               help="Images per batch.")
-@click.option("--chunk", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Importance samples per step; memory grows with batch-size x chunk, not with k.")
+@click.option("--chunk", type=click.IntRange(min=1), default=None,
+              help="Importance samples per step; memory grows with batch-size x chunk, not with k.  "
+                   "[default: 500; 100 for a conv network]")
 @click.option("--jit/--no-jit", default=False, show_default=True,
               help="Compile the sampling step with XLA (faster for MLP networks; a conv network's steps are "
                    "capped at 10,000 samples to bound memory).")

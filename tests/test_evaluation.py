@@ -52,6 +52,7 @@ def test_xla_conv_steps_are_bounded_and_give_the_same_estimate():
         images, samples = step_shape("conv", batch, chunk, jit=True)
         assert images * -(-samples // 100) * 100 <= JIT_CONV_SAMPLES_PER_STEP and images >= 1 and samples >= 1
         assert step_shape("conv", batch, chunk, jit=False) == step_shape("mlp", batch, chunk, jit=True) == (batch, chunk)
+    assert step_shape("conv", 100, None, jit=False) == (100, 100) and step_shape("mlp", 100, None, None) == (100, 500)
     config = make_config(dict(model="vae", network="conv", hidden="16", latent_dim=3, binarize="none"))
     model = Autoencoder(config, (28, 28, 1))
     x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
