@@ -4,7 +4,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -211,8 +210,9 @@ def test_console_entry_point_prints_one_line_for_bad_input(tmp_path):
     """The real process: TensorFlow's start-up chatter must not bury the error line."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    exe = shutil.which("tfvae")
-    cmd = [exe] if exe else [sys.executable, "-m", "tfvae"]
+    # the console script installed beside this interpreter (pip install -e .), else the module
+    exe = os.path.join(os.path.dirname(sys.executable), "tfvae")
+    cmd = [exe] if os.path.isfile(exe) else [sys.executable, "-m", "tfvae"]
     proc = subprocess.run([*cmd, "fit", "-d", f"npz:{tmp_path / 'none.npz'}", "-o", str(tmp_path / "r")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1
