@@ -42,6 +42,8 @@ def main():
     p.add_argument("--out", default=None, help="where to train [default: a temporary folder]")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("-k", type=int, default=5000)
+    p.add_argument("--test-images", type=int, default=None,
+                   help="evaluate the first N test images only (not the published protocol: a quick look)")
     args = p.parse_args()
 
     from tfvae.rundir import RunDir
@@ -56,9 +58,10 @@ def main():
         fit_wall = time.perf_counter() - t0
     rows = RunDir(run_dir).read_metrics()
     train_seconds = sum(r["seconds"] for r in rows)
-    report_path = os.path.join(run_dir, f"evaluate-k{args.k}.json")
+    part = ["--max-test-examples", args.test_images] if args.test_images else []
+    report_path = os.path.join(run_dir, f"evaluate-k{args.k}" + (f"-n{args.test_images}" if part else "") + ".json")
     t0 = time.perf_counter()
-    tfvae("evaluate", run_dir, "-k", args.k, "--json", report_path, "-q")
+    tfvae("evaluate", run_dir, "-k", args.k, "--json", report_path, "-q", *part)
     eval_wall = time.perf_counter() - t0
     with open(report_path) as f:
         report = json.load(f)
@@ -67,8 +70,10 @@ def main():
     print()
     print("| recipe | test NLL (nats) | test ELBO | active units | epochs | training time | evaluation time | published |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    print(f"| `{args.recipe}` | **{m['nll']:.2f}** | {m['elbo']:.2f} | {m['active_units']}/{m['latent_dim']} | "
-          f"{len(rows)} | {train_seconds / 60:.1f} min" + (f" ({fit_wall / 60:.1f} min wall)" if fit_wall else "")
+    se = m.get("log_likelihood_stderr")
+    print(f"| `{args.recipe}` | **{m['nll']:.2f}**" + (f" (± {se:.2f})" if se is not None else "")
+          + f" | {m['elbo']:.2f} | {m['active_units']}/{m['latent_dim']} | {len(rows)} | {train_seconds / 60:.1f} min"
+          + (f" ({fit_wall / 60:.1f} min wall)" if fit_wall else "")
           + f" | {eval_wall / 60:.1f} min | " + (f"{published:.2f} ({source})" if published else "") + " |")
     print(f"protocol: {proto['test_images']} test images, {proto['binarization']} binarization (test set binarized "
           f"once, seed {proto['test_binarized_once_with_seed']}), k = {proto['k']} importance samples, seed {proto['seed']}")
