@@ -46,7 +46,7 @@ def test_log_px_does_not_depend_on_chunk_or_batch_size_and_is_seeded():
     assert not np.allclose(log_likelihood(model, x, k=450, seed=4), ref, atol=1e-4)
 
 
-def test_xla_conv_steps_are_bounded_and_give_the_same_estimate():
+def test_xla_conv_steps_are_bounded_and_give_the_same_estimate(monkeypatch):
     # XLA's CPU convolutions hold ~0.5 MB per sample: 100 images x 500 samples ran out of memory
     for batch, chunk in ((100, 500), (1000, 5000), (7, 100_000)):
         images, samples = step_shape("conv", batch, chunk, jit=True)
@@ -59,6 +59,20 @@ def test_xla_conv_steps_are_bounded_and_give_the_same_estimate():
     plain = log_likelihood(model, x, k=300, seed=2, batch_size=3, chunk=300, jit=False)
     np.testing.assert_allclose(log_likelihood(model, x, k=300, seed=2, batch_size=3, chunk=300, jit=True), plain,
                                rtol=1e-5, atol=1e-3)
+    # the sampler really runs bounded steps: with a 100-sample cap, one image and one block per step
+    import tfvae.evaluation as evaluation
+
+    steps, sample_noise = [], evaluation._sample_noise
+
+    def recording(ids, first_block, n_blocks, latent, seed):
+        steps.append((int(ids.shape[0]), n_blocks))
+        return sample_noise(ids, first_block, n_blocks, latent, seed)
+
+    monkeypatch.setattr(evaluation, "_sample_noise", recording)
+    monkeypatch.setattr(evaluation, "JIT_CONV_SAMPLES_PER_STEP", 100)
+    capped = log_likelihood(model, x, k=300, seed=2, batch_size=3, chunk=300, jit=True)
+    assert steps and set(steps) == {(1, 1)}, steps
+    np.testing.assert_allclose(capped, plain, rtol=1e-5, atol=1e-3)
 
 
 def test_an_unused_latent_dimension_is_inactive():
