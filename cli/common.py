@@ -28,11 +28,11 @@ def output_path(path: str, suffix: str) -> str:
     """Checks an output file path: the right extension, a writable folder (created if missing)."""
     if not path.lower().endswith(suffix):
         raise TfvaeError(f"{path}: the output file must end in {suffix}")
-    from tfvae.rundir import nearest_existing
+    from tfvae.rundir import why_not_creatable
 
     folder = os.path.dirname(os.path.abspath(path))
-    probe = nearest_existing(folder)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
-        raise TfvaeError(f"cannot write {path}: {probe} is not a writable directory")
+    reason = why_not_creatable(folder)
+    if reason:
+        raise TfvaeError(f"cannot write {path}: {reason}; choose another output path")
     os.makedirs(folder, exist_ok=True)
     return path

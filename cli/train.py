@@ -125,12 +125,11 @@ def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
     given = {k: v for k, v in options.items() if v is not None}
     if resume and recipe:
         raise click.UsageError("--config starts a new run; --resume continues one with its saved config")
-    from tfvae.api import fit as fit_api, resolve_config
-    from tfvae.rundir import RunDir
+    from tfvae.api import fit as fit_api, run_config
     from tfvae.runtime import import_tensorflow_quietly
 
-    # Option errors come before TensorFlow starts.
-    config = RunDir(out).read()[0].replace(**given) if resume and out else resolve_config(given, recipe)
+    # Option errors, and a resume that contradicts its run, come before TensorFlow starts.
+    config = run_config(given, recipe, out, resume)
     if local_workers:
         from tfvae.cluster import run_local_workers
 

@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+import tfvae
 from tfvae.cli.main import main
+from tfvae.errors import ConfigError
 from tfvae.rundir import RunDir
 
 from conftest import ROOT
@@ -197,6 +199,17 @@ def test_existing_run_dir_needs_resume_or_overwrite(capsys, tmp_path, bars_npz):
     # --resume with another configuration
     code, _, err = run_cli(capsys, "fit", "-o", out, "--resume", "--latent-dim", "6", "-q")
     assert code != 0 and "trained with --latent-dim 4, not 6" in one_error_line(err)
+    # ... found before TensorFlow is imported, and the same from Python
+    probe = ("import sys\nfrom tfvae.api import run_config\nfrom tfvae.errors import TfvaeError\n"
+             f"try:\n    run_config({{'latent_dim': 6}}, out={str(out)!r}, resume=True)\n"
+             "except TfvaeError as e:\n    print(e)\nprint('tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.stdout.splitlines()[-2:] == [
+        f"cannot resume {out}: the run was trained with --latent-dim 4, not 6; drop the option to resume it, "
+        "or train a new run with another --out", "False"], proc.stdout + proc.stderr
+    with pytest.raises(ConfigError, match="--config starts a new run"):
+        tfvae.fit(out=str(out), resume=True, recipe="fmnist-vae")
     # --overwrite replaces it
     code, _, _ = run_cli(capsys, "fit", "-d", bars_npz, "-o", out, *SMALL_ARGS, "--overwrite", "--seed", "5")
     assert code == 0 and RunDir(str(out)).read()[0].seed == 5

@@ -45,6 +45,25 @@ def resolve_config(options: dict, recipe: Optional[str] = None) -> Config:
     return config
 
 
+def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] = None,
+               resume: bool = False) -> Config:
+    """The config a fit trains with: a resumed run's saved config (with the options that may
+    change), else the defaults, the recipe and the options. Checks everything TensorFlow need
+    not be imported for."""
+    if not resume:
+        return resolve_config(options, recipe)
+    if recipe:
+        raise ConfigError("--config starts a new run; --resume continues one with its saved config")
+    if not out:
+        raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
+    run = RunDir(out)
+    saved, _ = run.read()
+    conflict = resume_conflicts(saved, options)
+    if conflict:
+        raise RunDirError(f"cannot resume {run.path}: {conflict}")
+    return saved.replace(**options) if options else saved
+
+
 def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: bool = False,
         overwrite: bool = False, recipe: Optional[str] = None, progress: bool = True,
         stream=None, **options: Any) -> FitResult:
@@ -74,18 +93,8 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
         raise ConfigError("--resume and --overwrite contradict each other; choose one")
     stream = stream or sys.stderr
 
-    if resume:
-        if not out:
-            raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
-        run = RunDir(out)
-        saved, meta = run.read()
-        conflict = resume_conflicts(saved, options)
-        if conflict:
-            raise RunDirError(f"cannot resume {run.path}: {conflict}")
-        config = saved.replace(**options) if options else saved
-    else:
-        config = resolve_config(options, recipe)
-        run = RunDir(out or default_run_dir(config))
+    config = run_config(options, recipe, out, resume)
+    run = RunDir(out or default_run_dir(config))
     # In a multi-worker job only the chief writes the run directory; the others read it.
     worker = worker_info() if config.strategy == "multiworker" else None
     chief = worker is None or worker.is_chief

@@ -69,6 +69,17 @@ def nearest_existing(path: str) -> str:
     return path
 
 
+def why_not_creatable(path: str) -> Optional[str]:
+    """Why a file or folder could not be created at path (its nearest existing ancestor is a
+    file, or is not writable), or None if it could."""
+    parent = nearest_existing(path)
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable"
+    return None
+
+
 def _os_error(action: str, path: str, e: OSError) -> RunDirError:
     reason = e.strerror or str(e)
     return RunDirError(f"cannot {action} {path}: {reason}; choose a writable --out")
@@ -139,11 +150,9 @@ class RunDir:
     def check_writable(path: str) -> None:
         """Refuses an --out that cannot be created, before any work is done."""
         path = os.path.abspath(path)
-        parent = nearest_existing(path)
-        if not os.path.isdir(parent):
-            raise RunDirError(f"cannot create {path}: {parent} is a file, not a directory; choose another --out")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise RunDirError(f"cannot create {path}: {parent} is not writable; choose a writable --out")
+        reason = why_not_creatable(path)
+        if reason:
+            raise RunDirError(f"cannot create {path}: {reason}; choose another --out")
 
     def create(self, config: Config, meta: dict, overwrite: bool = False) -> None:
         """Creates the run directory with its config.json, atomically (built aside, then renamed).
