@@ -11,11 +11,14 @@ cost more than oneDNN's faster products save. With --plain (ReluGrad, a two-term
 and TensorFlow's fused ResourceApplyAdam in place of the XLA functions) it took 1.65-1.74 s.
 """
 
+import argparse
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--plain", action="store_true", help="no XLA: plain TensorFlow kernels between the products")
+PLAIN = parser.parse_args().plain
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -34,7 +37,6 @@ ms = [tf.Variable(tf.zeros_like(p)) for p in params]
 vs = [tf.Variable(tf.zeros_like(p)) for p in params]
 t_var = tf.Variable(0.0)
 X = tf.constant((rng.random((STEPS * B, D)) > 0.5).astype("float32"))  # binary images
-PLAIN = "--plain" in sys.argv[1:]
 XLA = {} if PLAIN else dict(jit_compile=True)
 
 @tf.function(**XLA)
@@ -87,7 +89,8 @@ def adam_fused_kernels(grads):
                                      epsilon=tf.constant(1e-7), grad=g)
 
 def gradients(x, eps):
-    """The mean loss's gradients, by hand: products outside XLA, the rest in the XLA functions."""
+    """The mean loss's gradients, by hand: products outside XLA, the rest in the functions above
+    (XLA-compiled unless --plain)."""
     W1, b1, W2, b2, W3, b3, W4, b4 = params
     h1 = tf.nn.relu(tf.matmul(x, W1) + b1)            # grappler: _FusedMatMul
     e = tf.matmul(h1, W2) + b2

@@ -129,7 +129,7 @@ def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
     from tfvae.runtime import import_tensorflow_quietly
 
     # Option errors, and a resume that contradicts its run, come before TensorFlow starts.
-    config = run_config(given, recipe, out, resume)
+    config = run_config(given, recipe, out, resume, overwrite)
     if local_workers:
         from tfvae.cluster import run_local_workers
 

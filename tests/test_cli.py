@@ -161,6 +161,7 @@ BAD_INPUTS = {
     "learned scale given": (lambda t: ["-d", "mnist", "--likelihood", "gaussian", "--gaussian-scale", "0.2"],
                             "with --gaussian-variance pixel the scale is learned"),
     "unwritable output": (lambda t: ["-d", "mnist", "--out", str(t / "afile" / "run")], "is a file, not a directory"),
+    "resume and overwrite": (lambda t: ["--resume", "--overwrite"], "--resume and --overwrite contradict each other"),
 }
 
 

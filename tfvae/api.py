@@ -46,10 +46,12 @@ def resolve_config(options: dict, recipe: Optional[str] = None) -> Config:
 
 
 def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] = None,
-               resume: bool = False) -> Config:
+               resume: bool = False, overwrite: bool = False) -> Config:
     """The config a fit trains with: a resumed run's saved config (with the options that may
-    change), else the defaults, the recipe and the options. Checks everything TensorFlow need
-    not be imported for."""
+    change), else the defaults, the recipe and the options. Checks the options, and a resume
+    against its saved run, without importing TensorFlow."""
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other; choose one")
     if not resume:
         return resolve_config(options, recipe)
     if recipe:
@@ -89,11 +91,9 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
 
     if dataset is not None:
         options["dataset"] = dataset
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite contradict each other; choose one")
     stream = stream or sys.stderr
 
-    config = run_config(options, recipe, out, resume)
+    config = run_config(options, recipe, out, resume, overwrite)
     run = RunDir(out or default_run_dir(config))
     # In a multi-worker job only the chief writes the run directory; the others read it.
     worker = worker_info() if config.strategy == "multiworker" else None
