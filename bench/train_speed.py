@@ -6,15 +6,21 @@ Each contender runs in its own process, one after another, on the same 60,000 Fa
 images: the MLP VAE 784-400-20 (ReLU), Bernoulli likelihood from logits, dynamic binarization,
 Adam 1e-3, batch 128.
 
-  tfvae fit (mlp)     `tfvae fit` itself (epoch seconds from its metrics.csv: training only)
+  tfvae fit (mlp)     `tfvae fit` itself; an epoch is the wall time between two epochs' checkpoints
+                      (data order, steps, metrics, the checkpoint), its steps alone printed below
   tfvae fit (conv)    `tfvae fit --network conv` (32/64 conv filters, a 400-unit layer, z = 20)
   PyTorch eager       bench/contenders/torch_vae.py (needs `pip install torch==2.13.0`)
-  Keras model.fit     bench/contenders/keras_io_vae.py: a train_step as the keras.io VAE example
+  Keras model.fit     bench/contenders/keras_io_vae.py: a train_step as the keras.io VAE example,
+                      compiled as the example compiles it (on a CPU-only machine Keras 3 leaves
+                      XLA off); a second row, for reference only, with jit_compile=True and 20
+                      steps per call
 
 It prints seconds per epoch (minimum and median of the epochs after the first, which includes
-tracing and compilation), images/s, the ratios, each process's peak memory, tfvae's start-up
-time (process start to the first training step), and the matmul floor: the training FLOPs of
-an epoch divided by the best fp32 GEMM rate measured here, now.
+tracing and compilation), images/s (the images an epoch trains on: 468 batches of 128 for tfvae
+and PyTorch, which drop the last partial batch; all 60,000 for Keras), the ratios of images/s,
+each process's peak memory, tfvae's start-up time (process start to the end of its first
+compiled call of 24 steps), and the matmul floor: the training FLOPs of an epoch divided by the
+best fp32 GEMM rate measured here, now.
 """
 
 import argparse
@@ -33,6 +39,7 @@ REPO = os.path.dirname(ROOT)
 sys.path.insert(0, REPO)
 
 N_IMAGES = 60000
+FULL_BATCHES = N_IMAGES // 128 * 128  # tfvae and the PyTorch loop drop the last partial batch
 # Training FLOPs per image of the MLP VAE: forward 2*(784*400 + 400*2*20 + 20*400 + 400*784)
 # multiply-adds counted as 2 FLOPs; backward twice the forward, less the input layer's input
 # gradient (2*784*400), which is never computed.
@@ -88,10 +95,10 @@ def peak_rss(cmd, env=None):
     return "".join(out), "".join(err), usage.ru_maxrss / 1024
 
 
-def summary(name, seconds, rss):
+def summary(name, seconds, rss, images):
     after = seconds[1:] if len(seconds) > 1 else seconds
     return {"name": name, "epochs": len(seconds), "min": min(after), "median": statistics.median(after),
-            "images_per_sec": N_IMAGES / min(after), "rss_mib": rss}
+            "images_per_sec": images / min(after), "rss_mib": rss}
 
 
 def machine():
@@ -122,6 +129,7 @@ def main():
     np.save(images, x)
     env_src = {"PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     results = []
+    steps = {}  # tfvae's steps alone, from metrics.csv
 
     def tfvae_fit(name, extra, epochs):
         out = os.path.join(work, name.replace(" ", "-"))
@@ -130,9 +138,15 @@ def main():
                                 "-q", *extra], env={**env_src, "TFVAE_TIMINGS": "1"})
         from tfvae.rundir import RunDir
 
-        seconds = [r["seconds"] for r in RunDir(out).read_metrics()]
+        steps_only = [r["seconds"] for r in RunDir(out).read_metrics()]
+        saved = [float(t) for t in re.findall(r"timings: epoch \d+ saved at ([0-9.]+) s", err)]
+        if len(saved) != epochs:
+            raise SystemExit(f"{name}: expected {epochs} epoch timings from tfvae fit, found {len(saved)}")
+        # Epoch 1 (compilation; not summarized) by its steps; then checkpoint to checkpoint.
+        whole = steps_only[:1] + [b - a for a, b in zip(saved, saved[1:])]
+        results.append(summary(name, whole, rss, FULL_BATCHES))
+        steps[name] = summary(name, steps_only, rss, FULL_BATCHES)
         startup = re.search(r"first training step done ([0-9.]+) s", err)
-        results.append(summary(name, seconds, rss))
         return float(startup.group(1)) if startup else None
 
     print(f"machine: {machine()}", flush=True)
@@ -149,40 +163,45 @@ def main():
             out, _, rss = peak_rss([sys.executable, os.path.join(ROOT, "contenders", "torch_vae.py"), images,
                                     str(args.epochs)])
             results.append(summary("PyTorch eager loop", json.loads(out.strip().splitlines()[-1])["seconds_per_epoch"],
-                                   rss))
+                                   rss, FULL_BATCHES))
         except SystemExit as e:
             if "No module named 'torch'" not in str(e):
                 raise
             print("  skipped: torch is not installed (pip install torch==2.13.0)")
     if "keras" not in skip:
         print("Keras model.fit (keras.io-style train_step) ...", flush=True)
-        out, _, rss = peak_rss([sys.executable, os.path.join(ROOT, "contenders", "keras_io_vae.py"), images,
-                                str(args.epochs)], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
-        results.append(summary("Keras model.fit, keras.io train_step",
-                               json.loads(out.strip().splitlines()[-1])["seconds_per_epoch"], rss))
+        for label, extra in (("Keras model.fit, keras.io train_step", []),
+                             ("(reference) the same, jit_compile=True, 20 steps per call", ["--xla"])):
+            out, _, rss = peak_rss([sys.executable, os.path.join(ROOT, "contenders", "keras_io_vae.py"), images,
+                                    str(args.epochs), *extra], env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+            results.append(summary(label, json.loads(out.strip().splitlines()[-1])["seconds_per_epoch"], rss, N_IMAGES))
 
     by = {r["name"]: r for r in results}
     ours = by["tfvae fit (mlp)"]
     best_gemm = max(gemm.values())
-    floor = N_IMAGES * FLOPS_PER_IMAGE / (best_gemm * 1e9)
+    floor = FULL_BATCHES * FLOPS_PER_IMAGE / (best_gemm * 1e9)
     print()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d')}")
     print("MLP VAE 784-400-20, batch 128, Adam 1e-3, 60,000 Fashion-MNIST images, dynamic binarization; "
-          "seconds per epoch over epochs 2..N")
+          f"seconds per epoch over epochs 2..{args.epochs} (conv: 2..{args.conv_epochs})")
     print()
     print("| contender | s/epoch (min) | s/epoch (median) | images/s | tfvae is x faster | peak memory |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        ratio = "" if r is ours or "conv" in r["name"] else f"{r['min'] / ours['min']:.2f}x"
+        ratio = "" if r is ours or "conv" in r["name"] else f"{ours['images_per_sec'] / r['images_per_sec']:.2f}x"
         print(f"| {r['name']} | {r['min']:.2f} | {r['median']:.2f} | {r['images_per_sec']:,.0f} | {ratio} | "
               f"{r['rss_mib']:,.0f} MiB |")
     print()
-    print(f"matmul floor: {N_IMAGES * FLOPS_PER_IMAGE / 1e9:.0f} GFLOP per epoch / best fp32 GEMM "
+    only = steps["tfvae fit (mlp)"]
+    print(f"tfvae's steps alone (metrics.csv): {only['min']:.2f} s min, {only['median']:.2f} s median; the rest of "
+          f"its epoch (data order, metrics, checkpoint): {ours['min'] - only['min']:.2f} s")
+    print(f"matmul floor: {FULL_BATCHES * FLOPS_PER_IMAGE / 1e9:.0f} GFLOP per epoch / best fp32 GEMM "
           f"{best_gemm:.0f} GFLOP/s (TensorFlow {gemm['tensorflow']:.0f}, numpy {gemm['numpy']:.0f}) = "
           f"{floor:.2f} s per epoch; tfvae's MLP epoch is {ours['min'] / floor:.1f}x the floor")
     if startup:
-        print(f"tfvae start-up: the first training step ended {startup:.1f} s after `tfvae fit` started "
-              "(imports, data, model, tracing and XLA compilation)")
+        first = -(-468 // 20)  # the steps of tfvae's first compiled call
+        print(f"tfvae start-up: the first compiled call (its {first} steps, {first / 468 * only['min']:.2f} s of "
+              f"training) ended {startup:.1f} s after `tfvae fit` started (imports, data, model, tracing, XLA)")
 
 
 if __name__ == "__main__":

@@ -220,6 +220,18 @@ def test_existing_run_dir_needs_resume_or_overwrite(capsys, tmp_path, bars_npz):
     assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2]
 
 
+def test_timings_mark_the_first_step_and_each_saved_epoch(capsys, tmp_path, monkeypatch, bars_npz):
+    """What bench/train_speed.py reads: start-up milestones, then one mark per saved epoch, in order."""
+    monkeypatch.setenv("TFVAE_TIMINGS", "1")
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-o", tmp_path / "r", *SMALL_ARGS[:-3], "--epochs", "3", "-q")
+    assert code == 0, err
+    assert re.search(r"timings \(seconds since the process started\):.* first training step done [0-9.]+ s", err)
+    marks = re.findall(r"timings: epoch (\d+) saved at ([0-9.]+) s", err)
+    assert [int(e) for e, _ in marks] == [1, 2, 3]
+    times = [float(t) for _, t in marks]
+    assert times == sorted(times) and times[0] > 0
+
+
 def test_console_entry_point_prints_one_line_for_bad_input(tmp_path):
     """The real process: TensorFlow's start-up chatter must not bury the error line."""
     env = dict(os.environ, PYTHONPATH=ROOT)

@@ -116,4 +116,11 @@ def report_startup(stream=None) -> None:
     print(f"timings (seconds since the process started): {parts}", file=stream or sys.stderr, flush=True)
 
 
+def report_epoch_end(epoch: int, stream=None) -> None:
+    """With TFVAE_TIMINGS=1, prints when an epoch's checkpoint is saved: the differences between
+    these are whole epochs as a user waits for them (data order, steps, validation, metrics, checkpoint)."""
+    if os.environ.get("TFVAE_TIMINGS"):
+        print(f"timings: epoch {epoch} saved at {process_age():.3f} s", file=stream or sys.stderr, flush=True)
+
+
 _IMPORTED = time.perf_counter()

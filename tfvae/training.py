@@ -33,7 +33,7 @@ from tfvae.models import Autoencoder
 from tfvae.optim import FusedAdam
 from tfvae.progress import Progress, format_metrics
 from tfvae.rundir import RunDir
-from tfvae.runtime import report_startup
+from tfvae.runtime import report_epoch_end, report_startup
 from tfvae.strategy import WorkerInfo, has_gpu, make_strategy, worker_info
 
 EVAL_BATCH = 500
@@ -437,6 +437,7 @@ class Trainer:
             self.epoch_sums.assign(tf.zeros_like(self.epoch_sums))
             self.epoch_seconds.assign(0.0)
             self.save_checkpoint()
+            report_epoch_end(epoch + 1)
         if self.is_chief:
             self.model.save(self.run.model_path)
             if self._writer is not None:
