@@ -6,7 +6,7 @@ XLA-compiled functions, with the backward pass written out by hand. One epoch (4
     python bench/hybrid_step.py --plain    # the same hand-written step with no XLA at all
 
 On the 2-core machine of the README this took 1.83 s per epoch, slower than tfvae's single fused
-XLA step (1.55 s): the launches of the six XLA functions and of the separate kernels between them
+XLA step (1.55 s): the six launches of its five XLA functions and of the separate kernels between them
 cost more than oneDNN's faster products save. With --plain (ReluGrad, a two-term cross-entropy
 and TensorFlow's fused ResourceApplyAdam in place of the XLA functions) it took 1.65-1.74 s.
 """
