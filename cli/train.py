@@ -58,6 +58,8 @@ FIT_OPTIONS = [
     opt("--batch-size", "-b", type=int, help="Global batch size (split over the replicas)."),
     opt("--learning-rate", "--lr", type=float, help="Adam learning rate."),
     opt("--seed", type=int, help="Seed of everything: weights, data order, noise."),
+    opt("--early-stopping", type=int, help="Stop after N epochs without a better validation loss (KL "
+        "warm-up epochs not counted); model.keras then holds the best epoch's weights. 0: off."),
     opt("--lr-schedule", type=click.Choice(C.LR_SCHEDULES), help="constant, or iwae: Burda et al.'s 3^i epochs "
         "at lr * 10^(-i/7), i = 0..7."),
     opt("--adam-epsilon", type=float, help="Adam's epsilon.", show=False),

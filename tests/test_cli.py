@@ -162,6 +162,9 @@ BAD_INPUTS = {
                             "with --gaussian-variance pixel the scale is learned"),
     "unwritable output": (lambda t: ["-d", "mnist", "--out", str(t / "afile" / "run")], "is a file, not a directory"),
     "resume and overwrite": (lambda t: ["--resume", "--overwrite"], "--resume and --overwrite contradict each other"),
+    "early stopping, nothing held out": (lambda t: ["-d", "mnist", "--early-stopping", "5", "--validation-split", "0"],
+                                         "--early-stopping watches the validation loss"),
+    "negative patience": (lambda t: ["-d", "mnist", "--early-stopping", "-1"], "--early-stopping must be an integer >= 0"),
 }
 
 

@@ -48,7 +48,7 @@ MODEL_OPTIONS = {
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
     {"epochs", "learning_rate", "strategy", "jit", "data_dir", "image_every", "steps_per_call",
-     "checkpoint_every", "worker_timeout"}
+     "checkpoint_every", "worker_timeout", "early_stopping"}
 )
 
 
@@ -105,6 +105,7 @@ class Config:
     checkpoint_every: int = 0  # steps; 0: at the end of each epoch only
     worker_timeout: float = 60.0  # seconds a multi-worker collective may wait for a lost worker
     image_every: int = 1
+    early_stopping: int = 0  # epochs without a better validation loss before stopping; 0: off
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -173,7 +174,7 @@ class Config:
             raise ConfigError(f"--mixed-precision is a flag (true or false), got {self.mixed_precision!r}")
         for name in ("latent_dim", "epochs", "batch_size", "mc_samples", "iw_samples", "image_every"):
             positive(name)
-        for name in ("kl_warmup", "steps_per_call", "checkpoint_every"):
+        for name in ("kl_warmup", "steps_per_call", "checkpoint_every", "early_stopping"):
             positive(name, allow_zero=True)
         if self.max_train_examples is not None:
             positive("max_train_examples")
@@ -187,6 +188,12 @@ class Config:
             raise ConfigError(
                 f"--validation-split must be a fraction in [0, 1), got {self.validation_split!r}"
             )
+        if self.early_stopping and self.validation_split == 0:
+            raise ConfigError("--early-stopping watches the validation loss; hold images out with "
+                              "--validation-split (e.g. 0.1)")
+        if self.early_stopping and self.strategy == "multiworker":
+            raise ConfigError("--early-stopping is not available with --strategy multiworker (only the "
+                              "chief sees the validation loss); train without it or on one machine")
         if any((not isinstance(h, int)) or isinstance(h, bool) or h <= 0 for h in self.hidden):
             raise ConfigError(
                 f"--hidden must be positive layer sizes separated by commas (e.g. 400 or 200,200), "

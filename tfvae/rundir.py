@@ -5,7 +5,9 @@
   RUN/checkpoints/     tf.train.CheckpointManager: model, optimizer, step, epoch
   RUN/tb/              TensorBoard event files
   RUN/images/          a PNG grid per epoch: prior samples (VAEs) or reconstructions (AEs)
-  RUN/model.keras      the final model
+  RUN/model.keras      the final model (with --early-stopping: the best epoch's weights)
+  RUN/best.weights.h5  with --early-stopping: the weights of the best epoch so far
+  RUN/best.json        their epoch and validation loss
 
 Small files are replaced atomically (a temporary file in the same folder, fsync, rename);
 checkpoints are atomic by TensorFlow's own design (data files first, then the index file that
@@ -31,6 +33,8 @@ CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tb"
 IMAGES = "images"
 MODEL = "model.keras"
+BEST_WEIGHTS = "best.weights.h5"
+BEST_INFO = "best.json"
 META_KEYS = ("image_shape", "class_names", "tfvae_version")
 
 
@@ -117,6 +121,16 @@ class RunDir:
     @property
     def model_path(self):
         return self.file(MODEL)
+
+    @property
+    def best_weights_path(self):
+        """With --early-stopping: the weights of the epoch with the lowest validation loss so far."""
+        return self.file(BEST_WEIGHTS)
+
+    @property
+    def best_info_path(self):
+        """With --early-stopping: {"epoch", "val_loss"} of the weights in best.weights.h5."""
+        return self.file(BEST_INFO)
 
     def exists(self) -> bool:
         return os.path.exists(self.path)

@@ -14,6 +14,7 @@ checkpoint, mid-epoch or not, ends with the same weights as an uninterrupted one
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -32,7 +33,7 @@ from tfvae.errors import ConfigError, Interrupted, TrainingError
 from tfvae.models import Autoencoder
 from tfvae.optim import FusedAdam
 from tfvae.progress import Progress, format_metrics
-from tfvae.rundir import RunDir
+from tfvae.rundir import RunDir, atomic_write_text
 from tfvae.runtime import report_epoch_end, report_startup
 from tfvae.strategy import WorkerInfo, has_gpu, make_strategy, worker_info
 
@@ -126,6 +127,44 @@ def seeds_for(seed: int) -> dict:
     """Independent stateless seeds for each use of randomness in a run."""
     return {name: tf.constant([seed, i], tf.int64) for i, name in
             enumerate(("data_order", "step_noise", "validation", "images"), start=1)}
+
+
+class EarlyStopping:
+    """Stops when the validation loss has not improved for `patience` epochs, the epochs of KL
+    warm-up not counted (the loss is still falling by design then). The state follows from the
+    metrics rows, so a resumed run decides as the uninterrupted one would."""
+
+    def __init__(self, patience: int, warmup: int, rows: list, held_epoch: int = 0):
+        """rows: the metrics of the epochs trained so far; held_epoch: the epoch whose weights
+        best.weights.h5 holds (0: none)."""
+        self.patience, self.warmup = patience, warmup
+        self.best_epoch, self.best_loss, self.since = 0, math.inf, 0
+        for row in rows:
+            self.update(int(row["epoch"]), row.get("val_loss"))
+        trained = int(rows[-1]["epoch"]) if rows else 0
+        if self.best_epoch != held_epoch and held_epoch <= trained:
+            # The best epoch's weights were not kept (the run trained without --early-stopping
+            # until now): start watching from here.
+            self.best_epoch, self.best_loss, self.since = 0, math.inf, trained
+        # held_epoch > trained: a crash after best.weights.h5 was written and before the
+        # checkpoint; the repeated epochs reach the same best again and rewrite it.
+
+    def update(self, epoch: int, loss) -> bool:
+        """Records an epoch's validation loss; True when it is the best so far."""
+        if loss is None or not math.isfinite(loss) or loss >= self.best_loss:
+            return False
+        self.best_epoch, self.best_loss = epoch, float(loss)
+        return True
+
+    def should_stop(self, epoch: int) -> bool:
+        return epoch - max(self.best_epoch, self.warmup, self.since) >= self.patience
+
+    def explain(self, epoch: int) -> str:
+        held = (f"model.keras holds epoch {self.best_epoch}'s weights (validation loss {self.best_loss:.2f})"
+                if self.best_epoch else "no epoch had a finite validation loss")
+        return (f"early stopping after epoch {epoch}: no better validation loss in "
+                f"{epoch - max(self.best_epoch, self.warmup, self.since)} epochs; {held}; resume with a larger "
+                f"--early-stopping to train on")
 
 
 class Trainer:
@@ -395,8 +434,13 @@ class Trainer:
         chunk = self.steps_per_call()
         every = cfg.checkpoint_every
         first_call = True
+        stopper = (EarlyStopping(cfg.early_stopping, cfg.kl_warmup, rows, self.best_weights_epoch())
+                   if cfg.early_stopping else None)
         while int(self.epoch.numpy()) < cfg.epochs:
             epoch = int(self.epoch.numpy())
+            if stopper is not None and stopper.should_stop(epoch):  # a resumed run that had stopped
+                self.progress.message(stopper.explain(epoch))
+                break
             self.optimizer.learning_rate.assign(learning_rate_for(cfg, epoch))
             order = self.order_for_epoch(epoch)
             s = int(self.step.numpy()) - epoch * self.steps_per_epoch  # > 0 when resuming mid-epoch
@@ -434,17 +478,51 @@ class Trainer:
             rows.append(row)
             if self.is_chief:
                 self.run.write_metrics(rows)  # metrics first: a crash before the checkpoint repeats the epoch
+            if stopper is not None and stopper.update(epoch + 1, row.get("val_loss")):
+                self.save_best_weights(epoch + 1, stopper.best_loss)
             self.epoch_sums.assign(tf.zeros_like(self.epoch_sums))
             self.epoch_seconds.assign(0.0)
             self.save_checkpoint()
             report_epoch_end(epoch + 1)
+            if stopper is not None and stopper.should_stop(epoch + 1):
+                self.progress.message(stopper.explain(epoch + 1))
+                break
+        if stopper is not None and stopper.best_epoch and stopper.best_epoch == self.best_weights_epoch():
+            self.model.keras_model.load_weights(self.run.best_weights_path)  # model.keras: the best epoch
+            if not stopper.should_stop(int(self.epoch.numpy())):
+                self.progress.message(f"model.keras holds epoch {stopper.best_epoch}'s weights, the best "
+                                      f"validation loss ({stopper.best_loss:.2f})")
         if self.is_chief:
             self.model.save(self.run.model_path)
             if self._writer is not None:
                 self._writer.flush()
         result = dict(rows[-1]) if rows else {}
+        if stopper is not None:
+            result["best_epoch"] = stopper.best_epoch
         result["weights_sha256"] = weights_digest(self.model.keras_model.weights)
         return result
+
+    def save_best_weights(self, epoch: int, loss: float) -> None:
+        """The current weights as the best so far, atomically (a temporary file, then a rename),
+        then best.json naming their epoch."""
+        path = self.run.best_weights_path
+        tmp = os.path.join(os.path.dirname(path), f".best-{os.getpid()}.weights.h5")
+        try:
+            self.model.keras_model.save_weights(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        atomic_write_text(self.run.best_info_path, json.dumps({"epoch": epoch, "val_loss": loss}) + "\n")
+
+    def best_weights_epoch(self) -> int:
+        """The epoch whose weights best.weights.h5 holds; 0 when there are none."""
+        try:
+            with open(self.run.best_info_path, encoding="utf-8") as f:
+                epoch = int(json.load(f)["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+        return epoch if os.path.isfile(self.run.best_weights_path) else 0
 
     def _interrupted(self, signals, epoch, step_in_epoch, path):
         self.progress.message("")

@@ -1,0 +1,120 @@
+"""--early-stopping: stops after PATIENCE epochs without a better validation loss, keeps the best
+epoch's weights in model.keras, and a resumed run decides as the uninterrupted one."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import tfvae
+from tfvae.errors import ConfigError
+from tfvae.rundir import RunDir
+from tfvae.training import EarlyStopping
+
+# A wide network on 256 training images overfits within a few dozen epochs.
+OVERFIT = dict(hidden="256", latent_dim=16, batch_size=16, validation_split=0.5, learning_rate=0.01,
+               early_stopping=3, epochs=40)
+FLUCTUATING = [300, 250, 240, 245, 238, 239, 241, 244, 237, 250]  # validation losses of epochs 1..10
+
+
+def _rows(losses):
+    return [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(losses)]
+
+
+def _stop_epoch(stopper, losses):
+    for i, v in enumerate(losses):
+        stopper.update(i + 1, v)
+        if stopper.should_stop(i + 1):
+            return i + 1
+    return None
+
+
+def test_stops_after_patience_epochs_without_a_better_loss():
+    stopper = EarlyStopping(3, 0, [])
+    assert _stop_epoch(stopper, FLUCTUATING) == 8  # best 238 at epoch 5; 6, 7, 8 are worse
+    assert (stopper.best_epoch, stopper.best_loss) == (5, 238)
+    assert _stop_epoch(EarlyStopping(4, 0, []), FLUCTUATING) is None  # epoch 9 improves in time
+    assert _stop_epoch(EarlyStopping(1, 0, []), [300, math.nan, 290, 291]) == 2  # NaN is no improvement
+
+
+def test_warm_up_epochs_are_not_counted():
+    rising = [200, 210, 220, 230, 240, 250, 260]
+    assert _stop_epoch(EarlyStopping(2, 0, []), rising) == 3
+    assert _stop_epoch(EarlyStopping(2, 4, []), rising) == 6  # patience counts from the end of warm-up
+
+
+def test_the_state_follows_from_the_metrics_rows_and_the_kept_weights():
+    stopper = EarlyStopping(3, 0, _rows(FLUCTUATING[:6]), held_epoch=5)
+    assert (stopper.best_epoch, stopper.best_loss) == (5, 238)
+    assert _stop_epoch_from(stopper, FLUCTUATING, 7) == 8
+    # The run trained without --early-stopping so far: no weights kept, watch from epoch 6 on.
+    fresh = EarlyStopping(3, 0, _rows(FLUCTUATING[:6]), held_epoch=0)
+    assert (fresh.best_epoch, fresh.since) == (0, 6)
+    assert not fresh.should_stop(6)
+    # A crash after best.weights.h5 was written, before the checkpoint: the repeated epoch rewrites it.
+    replay = EarlyStopping(3, 0, _rows(FLUCTUATING[:4]), held_epoch=5)
+    assert replay.best_epoch == 3 and replay.since == 0
+
+
+def _stop_epoch_from(stopper, losses, first):
+    for epoch in range(first, len(losses) + 1):
+        stopper.update(epoch, losses[epoch - 1])
+        if stopper.should_stop(epoch):
+            return epoch
+    return None
+
+
+def _weights(path):
+    return [w.numpy() for w in tfvae.load(path).keras_model.weights]
+
+
+def _trajectory(run_dir):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_sec")}
+            for r in RunDir(run_dir).read_metrics()]
+
+
+def test_a_fit_stops_early_and_keeps_the_best_epoch(bars_npz, tmp_path):
+    out = str(tmp_path / "run")
+    result = tfvae.fit(bars_npz, out=out, progress=False, **OVERFIT)
+    run = RunDir(out)
+    rows = run.read_metrics()
+    losses = [r["val_loss"] for r in rows]
+    best = int(np.argmin(losses)) + 1
+    assert len(rows) < OVERFIT["epochs"], "the settings are meant to overfit; early stopping never came"
+    assert len(rows) - best == OVERFIT["early_stopping"]
+    assert result.metrics["best_epoch"] == best
+    with open(run.best_info_path) as f:
+        assert json.load(f) == {"epoch": best, "val_loss": pytest.approx(losses[best - 1])}
+    # model.keras holds the best epoch's weights, not the last epoch's
+    import keras
+
+    kept = tfvae.load(out).keras_model
+    reference = keras.models.clone_model(kept)
+    reference.load_weights(run.best_weights_path)
+    for a, b in zip(kept.weights, reference.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert tfvae.load(out).config.early_stopping == 3
+
+
+def test_a_resumed_run_stops_where_the_uninterrupted_one_did(bars_npz, tmp_path):
+    whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+    tfvae.fit(bars_npz, out=whole, progress=False, **OVERFIT)
+    stopped_at = len(RunDir(whole).read_metrics())
+    tfvae.fit(bars_npz, out=parts, progress=False, **{**OVERFIT, "epochs": stopped_at - 2})
+    tfvae.fit(out=parts, resume=True, progress=False, epochs=OVERFIT["epochs"])
+    assert _trajectory(parts) == _trajectory(whole)
+    for a, b in zip(_weights(parts), _weights(whole)):
+        np.testing.assert_array_equal(a, b)
+    # resuming a run that stopped trains no further; a larger patience trains on
+    tfvae.fit(out=parts, resume=True, progress=False, epochs=OVERFIT["epochs"])
+    assert len(RunDir(parts).read_metrics()) == stopped_at
+    tfvae.fit(out=parts, resume=True, progress=False, epochs=stopped_at + 2, early_stopping=50)
+    assert len(RunDir(parts).read_metrics()) == stopped_at + 2
+
+
+def test_early_stopping_needs_validation_images(bars_npz, tmp_path):
+    with pytest.raises(ConfigError, match="--early-stopping watches the validation loss; hold images out with "
+                                          "--validation-split"):
+        tfvae.fit(bars_npz, out=str(tmp_path / "r"), progress=False, early_stopping=2, validation_split=0.0)
+    assert not (tmp_path / "r").exists()
