@@ -2,6 +2,11 @@
 
     python bench/quality.py fmnist-vae --dataset idx:/usr/share/datasets/fashion-mnist
     python bench/quality.py fmnist-vae --run runs/fmnist-vae          # evaluate an existing run only
+    python bench/quality.py fmnist-vae --dataset idx:DIR --learning-rate 1e-3 --kl-warmup 50
+
+Options this script does not know are passed to `tfvae fit` as they are (the last line changes
+two of the recipe's settings). With early stopping (`fmnist-vae-paper`), the epochs column
+names the epoch whose weights were kept.
 
 Protocol: the recipe's dynamic binarization; `tfvae evaluate -k 5000` on the full test set (binarized
 once with tfvae's fixed seed); the negative log-likelihood in nats per image, beside the published
@@ -22,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 PUBLISHED = {
     "fmnist-vae": ("Exemplar VAE paper, MLP VAE with a Gaussian prior", 228.70),
+    "fmnist-vae-paper": ("Exemplar VAE paper, MLP VAE with a Gaussian prior", 228.70),
     "fmnist-iwae": ("Exemplar VAE paper, conv hierarchical VAE (for reference)", 225.38),
     "fmnist-conv-vae": ("Exemplar VAE paper, conv hierarchical VAE", 225.38),
     "mnist-vae-iwae-paper": ("Burda et al. 2016, VAE k=1", 86.76),
@@ -44,7 +50,9 @@ def main():
     p.add_argument("-k", type=int, default=5000)
     p.add_argument("--test-images", type=int, default=None,
                    help="evaluate the first N test images only (not the published protocol: a quick look)")
-    args = p.parse_args()
+    args, fit_options = p.parse_known_args()
+    if fit_options and args.run:
+        p.error(f"{' '.join(fit_options)}: training options, but --run evaluates an existing run; drop one or the other")
 
     from tfvae.rundir import RunDir
 
@@ -54,10 +62,15 @@ def main():
         run_dir = args.out or os.path.join(tempfile.mkdtemp(prefix="tfvae-quality-"), args.recipe)
         extra = (["--dataset", args.dataset] if args.dataset else []) + (["--epochs", args.epochs] if args.epochs else [])
         t0 = time.perf_counter()
-        tfvae("fit", "--config", args.recipe, "--out", run_dir, *extra)
+        tfvae("fit", "--config", args.recipe, "--out", run_dir, *extra, *fit_options)
         fit_wall = time.perf_counter() - t0
     rows = RunDir(run_dir).read_metrics()
     train_seconds = sum(r["seconds"] for r in rows)
+    best = RunDir(run_dir).best_info_path
+    epochs = str(len(rows))
+    if os.path.exists(best):
+        with open(best) as f:
+            epochs += f" (best {json.load(f)['epoch']})"
     part = ["--max-test-examples", args.test_images] if args.test_images else []
     report_path = os.path.join(run_dir, f"evaluate-k{args.k}" + (f"-n{args.test_images}" if part else "") + ".json")
     t0 = time.perf_counter()
@@ -72,7 +85,7 @@ def main():
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     se = m.get("log_likelihood_stderr")
     print(f"| `{args.recipe}` | **{m['nll']:.2f}**" + (f" (± {se:.2f})" if se is not None else "")
-          + f" | {m['elbo']:.2f} | {m['active_units']}/{m['latent_dim']} | {len(rows)} | {train_seconds / 60:.1f} min"
+          + f" | {m['elbo']:.2f} | {m['active_units']}/{m['latent_dim']} | {epochs} | {train_seconds / 60:.1f} min"
           + (f" ({fit_wall / 60:.1f} min wall)" if fit_wall else "")
           + f" | {eval_wall / 60:.1f} min | " + (f"{published:.2f} ({source})" if published else "") + " |")
     print(f"protocol: {proto['test_images']} test images, {proto['binarization']} binarization (test set binarized "

@@ -33,6 +33,10 @@ PUBLISHED_SETTINGS = {
     # the VampPrior / Exemplar VAE papers' MLP: gated 300-300, 40 latent dimensions, all training images
     "fmnist-vae": dict(model="vae", hidden=(300, 300), activation="gated", latent_dim=40, validation_split=0.0,
                        dataset="fashion_mnist"),
+    # the Exemplar VAE paper's code: 50,000 training images, 10,000 for early stopping (patience 50, <= 2000 epochs)
+    "fmnist-vae-paper": dict(model="vae", hidden=(300, 300), activation="gated", latent_dim=40,
+                             validation_split=0.16667, early_stopping=50, epochs=2000, kl_warmup=100,
+                             dataset="fashion_mnist"),
     "fmnist-iwae": dict(model="iwae", hidden=(300, 300), activation="gated", latent_dim=40, validation_split=0.0,
                         dataset="fashion_mnist"),
 }
@@ -43,6 +47,12 @@ def test_recipes_follow_the_published_settings(name):
     config = make_config(load_recipe(name))
     for key, value in PUBLISHED_SETTINGS[name].items():
         assert getattr(config, key) == value, (name, key)
+    if name == "fmnist-vae-paper":  # 10,000 of Fashion-MNIST's 60,000 training images held out, as in the paper
+        from tfvae.data import ImageData, prepare
+        images = np.zeros((60000, 28, 28, 1), np.uint8)
+        splits = prepare(ImageData(images, None, images[:10], None), binarization="dynamic",
+                         validation_split=config.validation_split, seed=0)
+        assert (len(splits.train), len(splits.validation)) == (50000, 10000)
 
 
 def test_command_line_options_override_the_recipe(capsys, tmp_path, bars_npz):
