@@ -68,7 +68,9 @@ def main():
     train_seconds = sum(r["seconds"] for r in rows)
     best = RunDir(run_dir).best_info_path
     epochs = str(len(rows))
-    if os.path.exists(best):
+    with open(os.path.join(run_dir, "config.json")) as f:
+        early_stopping = json.load(f).get("early_stopping", 0)
+    if early_stopping and os.path.exists(best):
         with open(best) as f:
             epochs += f" (best {json.load(f)['epoch']})"
     part = ["--max-test-examples", args.test_images] if args.test_images else []

@@ -1,6 +1,7 @@
 """--early-stopping: stops after PATIENCE epochs without a better validation loss, keeps the best
 epoch's weights in model.keras, and a resumed run decides as the uninterrupted one."""
 
+import hashlib
 import json
 import math
 
@@ -85,16 +86,44 @@ def test_a_fit_stops_early_and_keeps_the_best_epoch(bars_npz, tmp_path):
     assert len(rows) - best == OVERFIT["early_stopping"]
     assert result.metrics["best_epoch"] == best
     with open(run.best_info_path) as f:
-        assert json.load(f) == {"epoch": best, "val_loss": pytest.approx(losses[best - 1])}
-    # model.keras holds the best epoch's weights, not the last epoch's
-    import keras
-
-    kept = tfvae.load(out).keras_model
-    reference = keras.models.clone_model(kept)
-    reference.load_weights(run.best_weights_path)
-    for a, b in zip(kept.weights, reference.weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        info = json.load(f)
+    with open(run.best_weights_path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert info == {"epoch": best, "val_loss": pytest.approx(losses[best - 1]), "sha256": digest}
     assert tfvae.load(out).config.early_stopping == 3
+    # model.keras holds the best epoch's weights: those of a run trained for `best` epochs only
+    # (training does not depend on the validation images), and not the last epoch's
+    at_best, at_last = str(tmp_path / "at-best"), str(tmp_path / "at-last")
+    tfvae.fit(bars_npz, out=at_best, progress=False, **{**OVERFIT, "early_stopping": 0, "epochs": best})
+    tfvae.fit(bars_npz, out=at_last, progress=False, **{**OVERFIT, "early_stopping": 0, "epochs": len(rows)})
+    for a, b in zip(_weights(out), _weights(at_best)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(_weights(out), _weights(at_last)))
+
+    # best.weights.h5 that is not the file best.json describes (a crash between the two writes)
+    # is not loaded: resuming, which trains nothing, leaves the last epoch's weights in model.keras.
+    other = tfvae.load(at_best).keras_model
+    for w in other.weights:
+        w.assign(w + 1.0)
+    other.save_weights(run.best_weights_path)  # a valid weights file, not the one best.json names
+    tfvae.fit(out=out, resume=True, progress=False, epochs=OVERFIT["epochs"])
+    assert len(run.read_metrics()) == len(rows)
+    for a, b in zip(_weights(out), _weights(at_last)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rounded_losses_in_metrics_csv_do_not_change_the_decision(tmp_path):
+    """metrics.csv keeps 6 significant digits, so epochs 2 and 3 tie there; best.json is exact."""
+    losses = [300, 266.67440, 266.67420, 270, 271, 272]
+    whole = EarlyStopping(3, 0, [])
+    assert _stop_epoch(whole, losses) == 6 and whole.best_epoch == 3
+    run = RunDir(str(tmp_path))
+    run.write_metrics(_rows(losses[:3]))
+    rows = run.read_metrics()
+    assert rows[1]["val_loss"] == rows[2]["val_loss"], "the CSV is expected to round these two alike"
+    resumed = EarlyStopping(3, 0, rows, held_epoch=3, held_loss=losses[2])
+    assert (resumed.best_epoch, resumed.best_loss, resumed.since) == (3, losses[2], 0)
+    assert _stop_epoch_from(resumed, losses, 4) == 6
 
 
 def test_a_resumed_run_stops_where_the_uninterrupted_one_did(bars_npz, tmp_path):

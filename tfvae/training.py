@@ -33,7 +33,7 @@ from tfvae.errors import ConfigError, Interrupted, TrainingError
 from tfvae.models import Autoencoder
 from tfvae.optim import FusedAdam
 from tfvae.progress import Progress, format_metrics
-from tfvae.rundir import RunDir, atomic_write_text
+from tfvae.rundir import RunDir, atomic_write_bytes, atomic_write_text
 from tfvae.runtime import report_epoch_end, report_startup
 from tfvae.strategy import WorkerInfo, has_gpu, make_strategy, worker_info
 
@@ -134,20 +134,28 @@ class EarlyStopping:
     warm-up not counted (the loss is still falling by design then). The state follows from the
     metrics rows, so a resumed run decides as the uninterrupted one would."""
 
-    def __init__(self, patience: int, warmup: int, rows: list, held_epoch: int = 0):
-        """rows: the metrics of the epochs trained so far; held_epoch: the epoch whose weights
-        best.weights.h5 holds (0: none)."""
+    def __init__(self, patience: int, warmup: int, rows: list, held_epoch: int = 0, held_loss=None):
+        """rows: the metrics of the epochs trained so far; held_epoch, held_loss: the epoch whose
+        weights best.weights.h5 holds (0: none) and its exact validation loss (best.json)."""
         self.patience, self.warmup = patience, warmup
         self.best_epoch, self.best_loss, self.since = 0, math.inf, 0
         for row in rows:
             self.update(int(row["epoch"]), row.get("val_loss"))
         trained = int(rows[-1]["epoch"]) if rows else 0
+        if 0 < held_epoch <= trained:
+            # metrics.csv rounds the losses, so two epochs may tie there: the held epoch is the
+            # best if its rounded loss is the lowest, and its exact loss comes from best.json.
+            row = next((r for r in rows if int(r["epoch"]) == held_epoch), {})
+            if row.get("val_loss") == self.best_loss:
+                self.best_epoch = held_epoch
+                self.best_loss = float(held_loss) if held_loss is not None else self.best_loss
+                return
         if self.best_epoch != held_epoch and held_epoch <= trained:
             # The best epoch's weights were not kept (the run trained without --early-stopping
             # until now): start watching from here.
             self.best_epoch, self.best_loss, self.since = 0, math.inf, trained
-        # held_epoch > trained: a crash after best.weights.h5 was written and before the
-        # checkpoint; the repeated epochs reach the same best again and rewrite it.
+        # held_epoch > trained: a crash after best.json was written and before the checkpoint;
+        # the repeated epochs reach the same best again and rewrite it.
 
     def update(self, epoch: int, loss) -> bool:
         """Records an epoch's validation loss; True when it is the best so far."""
@@ -160,11 +168,9 @@ class EarlyStopping:
         return epoch - max(self.best_epoch, self.warmup, self.since) >= self.patience
 
     def explain(self, epoch: int) -> str:
-        held = (f"model.keras holds epoch {self.best_epoch}'s weights (validation loss {self.best_loss:.2f})"
-                if self.best_epoch else "no epoch had a finite validation loss")
-        return (f"early stopping after epoch {epoch}: no better validation loss in "
-                f"{epoch - max(self.best_epoch, self.warmup, self.since)} epochs; {held}; resume with a larger "
-                f"--early-stopping to train on")
+        waited = epoch - max(self.best_epoch, self.warmup, self.since)
+        return (f"early stopping after epoch {epoch}: no better validation loss in {waited} "
+                f"epoch{'s' if waited != 1 else ''}; resume with a larger --early-stopping to train on")
 
 
 class Trainer:
@@ -434,7 +440,8 @@ class Trainer:
         chunk = self.steps_per_call()
         every = cfg.checkpoint_every
         first_call = True
-        stopper = (EarlyStopping(cfg.early_stopping, cfg.kl_warmup, rows, self.best_weights_epoch())
+        held = self.best_info()
+        stopper = (EarlyStopping(cfg.early_stopping, cfg.kl_warmup, rows, held["epoch"], held["val_loss"])
                    if cfg.early_stopping else None)
         while int(self.epoch.numpy()) < cfg.epochs:
             epoch = int(self.epoch.numpy())
@@ -487,11 +494,18 @@ class Trainer:
             if stopper is not None and stopper.should_stop(epoch + 1):
                 self.progress.message(stopper.explain(epoch + 1))
                 break
-        if stopper is not None and stopper.best_epoch and stopper.best_epoch == self.best_weights_epoch():
-            self.model.keras_model.load_weights(self.run.best_weights_path)  # model.keras: the best epoch
-            if not stopper.should_stop(int(self.epoch.numpy())):
+        if stopper is not None:
+            last = int(self.epoch.numpy())
+            held = self.best_info()
+            if stopper.best_epoch and stopper.best_epoch == held["epoch"] and held["intact"]:
+                self.model.keras_model.load_weights(self.run.best_weights_path)  # model.keras: the best epoch
                 self.progress.message(f"model.keras holds epoch {stopper.best_epoch}'s weights, the best "
                                       f"validation loss ({stopper.best_loss:.2f})")
+            elif last:
+                self.progress.message(f"model.keras holds the last epoch's weights (epoch {last}): "
+                                      + ("no epoch had a finite validation loss" if not stopper.best_epoch else
+                                         f"best.weights.h5 does not hold epoch {stopper.best_epoch}'s; "
+                                         "resume with a larger --epochs to train it again"))
         if self.is_chief:
             self.model.save(self.run.model_path)
             if self._writer is not None:
@@ -503,26 +517,37 @@ class Trainer:
         return result
 
     def save_best_weights(self, epoch: int, loss: float) -> None:
-        """The current weights as the best so far, atomically (a temporary file, then a rename),
-        then best.json naming their epoch."""
+        """The current weights as the best so far. best.json (epoch, exact loss, the weights' SHA-256)
+        is written first, then best.weights.h5, each atomically: after a crash between the two,
+        best.json names an epoch later than the checkpoint's (the resumed run repeats it) and the
+        digest shows that the weights file is not that epoch's."""
         path = self.run.best_weights_path
         tmp = os.path.join(os.path.dirname(path), f".best-{os.getpid()}.weights.h5")
         try:
             self.model.keras_model.save_weights(tmp)
-            os.replace(tmp, path)
+            with open(tmp, "rb") as f:
+                data = f.read()
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        atomic_write_text(self.run.best_info_path, json.dumps({"epoch": epoch, "val_loss": loss}) + "\n")
+        digest = hashlib.sha256(data).hexdigest()
+        atomic_write_text(self.run.best_info_path,
+                          json.dumps({"epoch": epoch, "val_loss": loss, "sha256": digest}) + "\n")
+        atomic_write_bytes(path, data)
 
-    def best_weights_epoch(self) -> int:
-        """The epoch whose weights best.weights.h5 holds; 0 when there are none."""
+    def best_info(self) -> dict:
+        """best.json: the epoch (0: none), its exact validation loss, and whether best.weights.h5
+        is intact (its SHA-256 is the one best.json names)."""
         try:
             with open(self.run.best_info_path, encoding="utf-8") as f:
-                epoch = int(json.load(f)["epoch"])
+                info = json.load(f)
+            epoch, loss = int(info["epoch"]), float(info["val_loss"])
+            with open(self.run.best_weights_path, "rb") as f:
+                data = f.read()
         except (OSError, ValueError, KeyError, TypeError):
-            return 0
-        return epoch if os.path.isfile(self.run.best_weights_path) else 0
+            return {"epoch": 0, "val_loss": None, "intact": False}
+        intact = "sha256" not in info or hashlib.sha256(data).hexdigest() == info["sha256"]
+        return {"epoch": epoch, "val_loss": loss, "intact": intact}
 
     def _interrupted(self, signals, epoch, step_in_epoch, path):
         self.progress.message("")
