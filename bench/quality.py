@@ -54,7 +54,12 @@ def main():
     if fit_options and args.run:
         p.error(f"{' '.join(fit_options)}: training options, but --run evaluates an existing run; drop one or the other")
 
+    from tfvae.recipes import available
     from tfvae.rundir import RunDir
+
+    if args.recipe not in available():
+        p.error(f"unknown recipe {args.recipe!r} (recipes: {', '.join(sorted(available()))}); "
+                "options for tfvae fit go after the recipe's name")
 
     run_dir = args.run
     fit_wall = None
@@ -64,14 +69,12 @@ def main():
         t0 = time.perf_counter()
         tfvae("fit", "--config", args.recipe, "--out", run_dir, *extra, *fit_options)
         fit_wall = time.perf_counter() - t0
-    rows = RunDir(run_dir).read_metrics()
+    run = RunDir(run_dir)
+    rows = run.read_metrics()
     train_seconds = sum(r["seconds"] for r in rows)
-    best = RunDir(run_dir).best_info_path
     epochs = str(len(rows))
-    with open(os.path.join(run_dir, "config.json")) as f:
-        early_stopping = json.load(f).get("early_stopping", 0)
-    if early_stopping and os.path.exists(best):
-        with open(best) as f:
+    if run.read()[0].early_stopping and os.path.exists(run.best_info_path):
+        with open(run.best_info_path) as f:
             epochs += f" (best {json.load(f)['epoch']})"
     part = ["--max-test-examples", args.test_images] if args.test_images else []
     report_path = os.path.join(run_dir, f"evaluate-k{args.k}" + (f"-n{args.test_images}" if part else "") + ".json")

@@ -147,3 +147,12 @@ def test_early_stopping_needs_validation_images(bars_npz, tmp_path):
                                           "--validation-split"):
         tfvae.fit(bars_npz, out=str(tmp_path / "r"), progress=False, early_stopping=2, validation_split=0.0)
     assert not (tmp_path / "r").exists()
+
+
+def test_resuming_a_run_without_validation_images_with_early_stopping_says_to_start_anew(bars_npz, tmp_path):
+    out = str(tmp_path / "r")
+    tfvae.fit(bars_npz, out=out, progress=False, epochs=1, validation_split=0.0, hidden="32", latent_dim=2)
+    with pytest.raises(ConfigError, match="was trained with --validation-split 0, so --early-stopping has no "
+                                          "validation loss to watch; start a new run"):
+        tfvae.fit(out=out, resume=True, progress=False, epochs=2, early_stopping=2)
+    assert len(RunDir(out).read_metrics()) == 1

@@ -60,6 +60,9 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
         raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
     run = RunDir(out)
     saved, _ = run.read()
+    if options.get("early_stopping") and saved.validation_split == 0:
+        raise ConfigError(f"{run.path} was trained with --validation-split 0, so --early-stopping has no "
+                          "validation loss to watch; start a new run with --validation-split (e.g. 0.1)")
     conflict = resume_conflicts(saved, options)
     if conflict:
         raise RunDirError(f"cannot resume {run.path}: {conflict}")

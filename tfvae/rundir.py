@@ -7,7 +7,7 @@
   RUN/images/          a PNG grid per epoch: prior samples (VAEs) or reconstructions (AEs)
   RUN/model.keras      the final model (with --early-stopping: the best epoch's weights)
   RUN/best.weights.h5  with --early-stopping: the weights of the best epoch so far
-  RUN/best.json        their epoch and validation loss
+  RUN/best.json        their epoch, exact validation loss and SHA-256 (written before them)
 
 Small files are replaced atomically (a temporary file in the same folder, fsync, rename);
 checkpoints are atomic by TensorFlow's own design (data files first, then the index file that
@@ -129,7 +129,7 @@ class RunDir:
 
     @property
     def best_info_path(self):
-        """With --early-stopping: {"epoch", "val_loss"} of the weights in best.weights.h5."""
+        """With --early-stopping: {"epoch", "val_loss", "sha256"} of the weights in best.weights.h5."""
         return self.file(BEST_INFO)
 
     def exists(self) -> bool:
