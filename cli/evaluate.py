@@ -87,16 +87,15 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
     import numpy as np
 
     from tfvae import anomaly
-    from tfvae.data import load_splits
     from tfvae.errors import TfvaeError
     from tfvae.rundir import atomic_write_text
 
-    splits = load_splits(trained.config, dataset=dataset, class_filter=False)
+    splits = trained.splits(dataset=dataset, class_filter=False)
     if tuple(splits.image_shape) != tuple(trained.image_shape):
         raise TfvaeError(f"the images of {dataset} are {splits.image_shape}, the model takes {trained.image_shape}")
     test_scores = anomaly.scores(trained.model, splits.test, seed=seed)
     summary = {"run_dir": trained.run_dir, "dataset": dataset or trained.config.dataset,
-               "score": "negative ELBO (nats)" if trained.model.variational else "reconstruction loss",
+               "score": trained.model.score_description,
                "test_images": int(len(test_scores)), "mean_score": float(test_scores.mean())}
     anomalies = None
     if normal_class is not None or anomaly_class is not None:

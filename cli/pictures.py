@@ -17,10 +17,10 @@ def _done(path, shape, what):
 
 
 def _test_images(trained, limit=None):
-    from tfvae.data import load_splits
-
-    splits = load_splits(trained.config, max_test_examples=limit, class_filter=False)
-    return splits
+    """The first `limit` test images and their labels, from the run's splits (loaded once)."""
+    splits = trained.splits(class_filter=False)
+    labels = splits.test_labels[:limit] if splits.test_labels is not None else None
+    return splits.test[:limit], labels, splits.class_names
 
 
 @click.command()
@@ -30,7 +30,7 @@ def _test_images(trained, limit=None):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Pixel means E[x|z] instead of pixels sampled from p(x|z).")
 def sample(run_dir, n, out, seed, mean):
-    """Images sampled from the prior z ~ N(0, I), decoded (VAEs).
+    """Images sampled from the prior z ~ p(z), decoded (variational runs).
 
     \b
     Example:
@@ -60,7 +60,7 @@ def reconstruct(run_dir, n, out, seed):
 
     output_path(out, ".png")
     trained = load_run(run_dir)
-    x = _test_images(trained, n).test
+    x = _test_images(trained, n)[0]
     _done(out, pictures.reconstruct(trained, x, out, seed=seed), f"{len(x)} reconstructions")
 
 
@@ -80,7 +80,7 @@ def manifold(run_dir, out, grid):
 
     output_path(out, ".png")
     trained = load_run(run_dir)
-    x = _test_images(trained, 2000).test if trained.config.latent_dim > 2 and trained.model.variational else None
+    x = _test_images(trained, 2000)[0] if trained.config.latent_dim > 2 and trained.model.variational else None
     h, w, dims = pictures.manifold(trained, out, grid=grid, x_for_activity=x)
     _done(out, (h, w), f"{grid}x{grid} grid over latent dimensions {dims[0]} and {dims[1]}")
 
@@ -100,9 +100,9 @@ def latents(run_dir, out, max_test_examples):
 
     output_path(out, ".png")
     trained = load_run(run_dir)
-    splits = _test_images(trained, max_test_examples)
-    shape = pictures.latents(trained, splits.test, splits.test_labels, out, class_names=splits.class_names)
-    _done(out, shape, f"{len(splits.test)} test images")
+    x, labels, class_names = _test_images(trained, max_test_examples)
+    shape = pictures.latents(trained, x, labels, out, class_names=class_names)
+    _done(out, shape, f"{len(x)} test images")
 
 
 @click.command()
@@ -123,7 +123,7 @@ def interpolate(run_dir, start, end, steps, out):
 
     output_path(out, ".png")
     trained = load_run(run_dir)
-    x = _test_images(trained).test
+    x = _test_images(trained)[0]
     for name, i in (("--from", start), ("--to", end)):
         if i >= len(x):
             raise TfvaeError(f"{name} {i} is out of range: the test set has {len(x)} images (0..{len(x) - 1})")

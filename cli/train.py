@@ -9,10 +9,15 @@ import click
 
 from tfvae import config as C
 
+from tfvae import models
+
 D = C.Config()  # the defaults, shown in --help
+FAMILY_OPTIONS = models.all_options()
 
 
 def _default(name):
+    if name in FAMILY_OPTIONS:
+        return FAMILY_OPTIONS[name].default
     value = getattr(D, name)
     if name == "hidden":
         return ",".join(map(str, value))
@@ -30,23 +35,27 @@ def opt(*decls, name=None, help="", **kwargs):
     return click.option(*decls, field, default=None, help=help, **kwargs)
 
 
+def family_option(option):
+    """The command-line option of a family's Option, its help prefixed by the families that take it."""
+    decls = [C.option_name(option.name)] + ([option.flag] if option.flag else [])
+    kind = click.Choice(option.choices) if option.choices else option.type
+    return opt(*decls, type=kind, help=f"{'/'.join(models.families_with(option.name))}: {option.help}")
+
+
 FIT_OPTIONS = [
     opt("--dataset", "-d", help="TFDS name (mnist, fashion_mnist, kmnist, emnist, cifar10, ...), "
         "tfds:NAME, idx:DIR, npz:FILE or folder:DIR."),
     opt("--data-dir", help="Where TFDS keeps datasets (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).",
         show=False),
-    opt("--model", "-m", type=click.Choice(C.MODELS), help="ae, sae (L1 code), dae (denoising), "
-        "cae (contractive), vae, iwae."),
+    opt("--model", "-m", type=click.Choice(models.names()),
+        help=", ".join(f"{name} ({family.summary.split(':')[0]})" for name, family in models.families().items())
+        + " (`tfvae models` lists them)."),
     opt("--network", type=click.Choice(C.NETWORKS), help="Dense layers or strided convolutions."),
     opt("--hidden", help="Hidden layer sizes, comma-separated (e.g. 200,200); '' for none."),
     opt("--activation", type=click.Choice(C.ACTIVATIONS), help="Hidden-layer activation."),
     opt("--latent-dim", "-z", type=int, help="Dimension of the code / latent space."),
     opt("--likelihood", type=click.Choice(C.LIKELIHOODS), help="p(x|z): Bernoulli (cross-entropy) or "
         "Gaussian (squared error for AEs)."),
-    opt("--gaussian-variance", type=click.Choice(C.GAUSSIAN_VARIANCES), help="VAE Gaussian p(x|z): a "
-        "learned scale per pixel, one per image, or fixed."),
-    opt("--gaussian-scale", type=float, help="The fixed Gaussian standard deviation."),
-    opt("--min-scale", type=float, help="Floor of every learned standard deviation."),
     opt("--binarize", type=click.Choice(C.BINARIZATIONS), help="none, static (once), or dynamic "
         "(resampled per batch) [default: dynamic for bernoulli, none for gaussian]", show=False),
     opt("--validation-split", type=float, help="Fraction of the training images held out."),
@@ -66,7 +75,7 @@ FIT_OPTIONS = [
     opt("--strategy", type=click.Choice(C.STRATEGIES), help="auto: MirroredStrategy over several GPUs, "
         "else one device; multiworker: the cluster in TF_CONFIG."),
     opt("--jit", type=click.Choice(C.JIT_CHOICES), help="XLA for the training step (auto: on for mlp, for "
-        "conv only on GPU, off for cae)."),
+        "conv only on GPU, off where the family says XLA does not suit it)."),
     opt("--mixed-precision/--no-mixed-precision", name="mixed_precision",
         help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs; distributions and losses stay float32.",
         show=False),
@@ -74,17 +83,7 @@ FIT_OPTIONS = [
         show=False),
     opt("--worker-timeout", type=float, help="multiworker: seconds to wait for a lost worker before stopping.",
         show=False),
-    opt("--l1", type=float, help="sae: lambda of lambda * ||h||_1."),
-    opt("--noise", type=click.Choice(C.NOISES), help="dae: masking (inputs zeroed) or additive gaussian."),
-    opt("--noise-level", type=float, help="dae: masking probability nu, or Gaussian sigma."),
-    opt("--contractive", type=float, help="cae: lambda of lambda * ||dh/dx||_F^2."),
-    opt("--code-activation", type=click.Choice(C.CODE_ACTIVATIONS), help="Autoencoders: activation of "
-        "the code h."),
-    opt("--beta", type=float, help="vae: weight of the KL term (beta-VAE)."),
-    opt("--kl-warmup", type=int, help="vae: epochs over which the KL weight ramps from 0 to beta."),
-    opt("--free-bits", type=float, help="vae: nats per latent dimension below which KL is not penalised."),
-    opt("--mc-samples", "-L", type=int, help="vae: Monte Carlo samples of z per example."),
-    opt("--iw-samples", "-k", type=int, help="iwae: importance samples k per example."),
+    *[family_option(option) for option in FAMILY_OPTIONS.values()],
     opt("--steps-per-call", type=int, help="Training steps per tf.function call (0: automatic).",
         show=False),
     opt("--image-every", type=int, help="Write the PNG grid every N epochs."),
@@ -227,4 +226,28 @@ def recipes(name):
         click.echo(f"{recipe:<{width}}  {description}")
 
 
-COMMANDS = [fit, info, recipes]
+@click.command("models")
+@click.argument("name", required=False)
+@click.option("--markdown", is_flag=True, help="Print the table of families and options in Markdown.")
+def models_command(name, markdown):
+    """List the model families (--model), or show one family's options and defaults.
+
+    \b
+    Examples:
+      tfvae models
+      tfvae models vae
+    """
+    from tfvae.models.docs import family_table, describe
+
+    if name:
+        click.echo(describe(models.get(name)))
+    elif markdown:
+        click.echo(family_table(), nl=False)
+    else:
+        families = models.families()
+        width = max(map(len, families))
+        for family_name, family in families.items():
+            click.echo(f"{family_name:<{width}}  {family.summary}")
+
+
+COMMANDS = [fit, info, recipes, models_command]

@@ -81,7 +81,7 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
         log(f"converting the decoder to TFLite ({', '.join(quantize)})")
         with captured_output():  # the converter's own notes
             converted = tflite.convert_decoder(model, quantize, seed=seed)
-        z = tflite.prior_z(model.config.latent_dim, n_eval, seed + 1)
+        z = model.reference_codes(n_eval, seed + 1)
         reference = model.decode_mean(z).numpy()
         variants = {}
         for variant, content in converted.items():
@@ -95,6 +95,9 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                                  "tensors": tflite.tensor_details(content)}
         sampler = None
         if model.variational:
+            mixture = model.prior.mixture()
+            with open(os.path.join(tfl_dir, "prior.json"), "w") as f:
+                json.dump({k: np.asarray(v).tolist() for k, v in mixture.items()}, f)
             log("converting the sampler")
             with captured_output():
                 content = tflite.convert_sampler(model)
@@ -119,7 +122,8 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                             "signatures": signature_names(model)},
             "tflite": variants,
             "sampler": sampler,
-            "evaluated_on": f"{n_eval} prior samples z ~ N(0, I), seed {seed + 1}; latency through the LiteRT "
+            "evaluated_on": f"{n_eval} " + (f"prior samples z ~ {model.prior.description}" if model.variational else
+                                            "codes z ~ N(0, I)") + f", seed {seed + 1}; latency through the LiteRT "
                             "interpreter on this machine",
             "seconds": round(time.perf_counter() - t_start, 1),
         }
@@ -159,8 +163,9 @@ def example_requests(model) -> dict:
         "encode": {"signature_name": "encode", "inputs": {"images": image}},
         "decode": {"signature_name": "decode", "inputs": {"z": z}},
     }
-    if model.variational:
+    if "sample" in signature_names(model):
         out["sample"] = {"signature_name": "sample", "inputs": {"n": 4}}
+    if "score" in signature_names(model):
         out["score"] = {"signature_name": "score", "inputs": {"images": image}}
     return out
 
@@ -185,7 +190,7 @@ def readme(report: dict, model) -> str:
         "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1] | `reconstructions` (N, {h}, {w}, {c}) pixel means",
         "encode": "`images` | " + (f"`loc`, `scale` (N, {d}): q(z|x)" if model.variational else f"`code` (N, {d})"),
         "decode": f"`z` float32 (N, {d}) | `images` (N, {h}, {w}, {c}) pixel means",
-        "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from N(0, I) in the graph",
+        "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from the prior in the graph",
         "score": "`images` | `score` (N,): negative ELBO in nats (one seeded sample; higher = more anomalous)",
     }
     table = "\n".join(f"| `{s}` | {signature_rows[s]} |" for s in sigs)

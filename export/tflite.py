@@ -7,7 +7,8 @@ Variants of the decoder z (N, latent_dim) float32 -> images (N, H, W, C) pixel m
   int8      full integer: int8 weights, activations, input and output; calibrated on z drawn from
             the prior (the representative dataset); quantization parameters are in the file
 
-and a sampler: n (int32 scalar) -> images, drawing z with TFLite's builtin RANDOM_STANDARD_NORMAL.
+and a sampler: n (int32 scalar) -> images, drawing z from the prior with TFLite's builtin random
+ops (RANDOM_STANDARD_NORMAL for N(0, I)).
 
 Conversion is restricted to TFLite builtin ops, so a graph that would need the Flex delegate
 (which the pip runtime cannot run) fails at conversion time, loudly.
@@ -58,8 +59,22 @@ def _convert(saved_model_dir, variant: str, representative=None) -> bytes:
         raise TfvaeError(f"TFLite conversion ({variant}) failed with builtin ops only: {first[:300]}") from None
 
 
-def prior_z(latent_dim: int, n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+def _edge_module():
+    """export/edge/tfvae_edge.py, the on-device runner: its prior sampler is the one the exports use."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "edge", "tfvae_edge.py")
+    spec = importlib.util.spec_from_file_location("tfvae_edge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def draw_prior(mixture: dict, n: int, seed: int) -> np.ndarray:
+    """n draws (float32) from a prior given as a mixture of diagonal Gaussians (`Prior.mixture()`),
+    exactly as the edge runner draws them on a device."""
+    return _edge_module().draw_prior(mixture, n, seed)
 
 
 def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
@@ -72,21 +87,21 @@ def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         _saved_model_of(decode, [z_spec], [model.decoder], tmp)
-        representative = prior_z(model.config.latent_dim, REPRESENTATIVE_SAMPLES, seed)
+        representative = model.reference_codes(REPRESENTATIVE_SAMPLES, seed)
         for variant in variants:
             out[variant] = _convert(tmp, variant, representative)
     return out
 
 
 def convert_sampler(model) -> bytes:
-    """A float32 TFLite program: n -> n images, z drawn in the program from N(0, I)."""
+    """A float32 TFLite program: n -> n images, z drawn in the program from the model's prior."""
 
     def sample(n):
-        z = tf.random.normal(tf.stack([n, model.config.latent_dim]))
+        z = model.prior.sample_in_graph(n)
         return {"images": model.decode_mean(z)}
 
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model_of(sample, [tf.TensorSpec([], tf.int32, name="n")], [model.decoder], tmp)
+        _saved_model_of(sample, [tf.TensorSpec([], tf.int32, name="n")], list(model.parts.values()), tmp)
         return _convert(tmp, "none")
 
 

@@ -60,6 +60,7 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
         raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
     run = RunDir(out)
     saved, _ = run.read()
+    check_model_options(saved, options)
     if options.get("early_stopping") and saved.validation_split == 0:
         raise ConfigError(f"{run.path} was trained with --validation-split 0, so --early-stopping has no "
                           "validation loss to watch; start a new run with --validation-split (e.g. 0.1)")
@@ -119,7 +120,7 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     meta = {"image_shape": list(splits.image_shape), "class_names": splits.class_names,
             "tfvae_version": tfvae.__version__}
 
-    from tfvae.training import Trainer
+    from tfvae.training import build
 
     if resume:
         _, saved_meta = run.read()
@@ -128,14 +129,14 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
                 f"cannot resume {run.path}: it was trained on {saved_meta.get('image_shape')} images, "
                 f"the data now has {list(splits.image_shape)}"
             )
-        trainer = Trainer(config, splits, run, progress=bar)
+        trainer = build(config, splits, run, progress=bar)
         restored = trainer.restore()
         if chief:
             run.write_config(config, meta)
         bar.message(f"resuming {run.path} from "
                     + (f"epoch {int(trainer.epoch.numpy())}, step {int(trainer.step.numpy())}" if restored else "the start"))
     else:
-        trainer = Trainer(config, splits, run, progress=bar)  # fails before anything is written
+        trainer = build(config, splits, run, progress=bar)  # fails before anything is written
         if chief:
             run.create(config, meta, overwrite=overwrite)
         bar.message(f"training {config.model} ({config.network}) on {config.dataset}: "
@@ -166,6 +167,18 @@ class TrainedModel:
         self.config = config
         self.run_dir = run_dir
         self.meta = meta
+        self._splits = {}
+
+    def splits(self, dataset: Optional[str] = None, class_filter: bool = True):
+        """The run's data splits (`tfvae.data.Splits`), loaded once and shared by evaluation,
+        pictures and scores. `dataset` reads another source with the run's protocol;
+        class_filter=False keeps the classes the run was trained without."""
+        key = (dataset, class_filter)
+        if key not in self._splits:
+            from tfvae.data import load_splits
+
+            self._splits[key] = load_splits(self.config, dataset=dataset, class_filter=class_filter)
+        return self._splits[key]
 
     @property
     def image_shape(self) -> tuple:
@@ -213,8 +226,6 @@ class TrainedModel:
 
     def sample(self, n: int, seed: int = 0, mean: bool = True) -> np.ndarray:
         """n images from the prior (variational models): pixel means, or sampled pixels."""
-        if not self.model.variational:
-            raise ConfigError(f"--model {self.config.model} has no prior to sample from; use a vae or iwae run")
         if n < 1:
             raise ConfigError(f"the number of samples must be positive, got {n}")
         return self.model.sample(int(n), [int(seed), 0], mean=mean).numpy()
@@ -222,22 +233,23 @@ class TrainedModel:
 
 def load(run_dir: str) -> TrainedModel:
     """Loads a run: its final model.keras, or its latest checkpoint if training did not finish."""
-    from tfvae.models import Autoencoder
+    from tfvae import models
 
     run = RunDir(run_dir)
     config, meta = run.read()
     image_shape = tuple(meta.get("image_shape") or ())
     if len(image_shape) != 3:
         raise RunDirError(f"{run.config_path} has no image_shape; the run directory is damaged")
+    family = models.get(config.model)
     if os.path.isfile(run.model_path):
-        model = Autoencoder.from_keras_file(run.model_path, config, image_shape)
+        model = family.from_keras_file(run.model_path, config, image_shape)
     else:
         import tensorflow as tf
 
-        model = Autoencoder(config, image_shape)
+        model = family(config, image_shape)
         latest = tf.train.latest_checkpoint(run.checkpoint_dir)
         if not latest:
             raise RunDirError(f"{run.path} has neither {os.path.basename(run.model_path)} nor a checkpoint; "
                               "train it first (tfvae fit --resume)")
-        tf.train.Checkpoint(encoder=model.encoder, decoder=model.decoder).restore(latest).expect_partial()
+        tf.train.Checkpoint(**model.parts).restore(latest).expect_partial()
     return TrainedModel(model, config, run.path, meta)

@@ -1,8 +1,17 @@
-"""The configuration of a run, as data: every option of `tfvae fit`, its default and its check.
+"""The configuration of a run, as data, split by concern: the data, the architecture (networks and likelihood), the training, and
+the options of the chosen model family (declared by the family itself, in `tfvae.models`).
 
 A `Config` is enough to rebuild everything about a run (data, network, objective, optimizer,
-seed); it is written to `config.json` in the run directory. The command line and `tfvae.fit`
-both build one with `make_config`, so they accept the same names and give the same errors.
+seed); it is written flat to `config.json` in the run directory (one key per option, the family's
+own options only). The command line and `tfvae.fit` both build one with `make_config`, so they
+accept the same names and give the same errors.
+
+    >>> config = make_config({"model": "vae", "latent_dim": 2, "beta": 4.0})
+    >>> config.architecture.latent_dim, config.options["beta"], config.training.epochs
+    (2, 4.0, 10)
+
+Fields read as attributes too (`config.latent_dim`, `config.beta`): each name lives in one
+section.
 """
 
 from __future__ import annotations
@@ -10,40 +19,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from tfvae.errors import ConfigError
 
-MODELS = ("ae", "sae", "dae", "cae", "vae", "iwae")
-VARIATIONAL = ("vae", "iwae")
 NETWORKS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 BINARIZATIONS = ("none", "static", "dynamic")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "iwae")
-GAUSSIAN_VARIANCES = ("pixel", "image", "fixed")
-NOISES = ("masking", "gaussian")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid", "swish", "gated")
-CODE_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
 JIT_CHOICES = ("auto", "on", "off")
-
-# Options that only mean something for some models: option name -> the models it applies to.
-MODEL_OPTIONS = {
-    "l1": ("sae",),
-    "noise": ("dae",),
-    "noise_level": ("dae",),
-    "contractive": ("cae",),
-    "code_activation": ("ae", "sae", "dae", "cae"),
-    "beta": ("vae",),
-    "kl_warmup": ("vae",),
-    "free_bits": ("vae",),
-    "mc_samples": ("vae",),
-    "iw_samples": ("iwae",),
-    "gaussian_variance": VARIATIONAL,
-    "min_scale": VARIATIONAL,
-    "gaussian_scale": VARIATIONAL,
-}
+DEFAULT_MODEL = "vae"
 
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
@@ -57,11 +46,11 @@ def option_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# ----------------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
-class Config:
-    """Everything `tfvae fit` needs. Field names are the command-line options with '_' for '-'."""
+class DataConfig:
+    """Where the images come from and how they are split and binarized."""
 
-    # Data
     dataset: str = "mnist"
     data_dir: Optional[str] = None
     binarize: Optional[str] = None  # None: dynamic for a Bernoulli likelihood, none for Gaussian
@@ -70,28 +59,22 @@ class Config:
     classes: Optional[tuple] = None  # train only on images of these labels
     exclude_classes: Optional[tuple] = None  # train on all labels but these
 
-    # Model
-    model: str = "vae"
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """The networks every family is built from, and the likelihood p(x|z) they parameterise."""
+
     network: str = "mlp"
     hidden: tuple = (400,)
     activation: str = "relu"
     latent_dim: int = 20
     likelihood: str = "bernoulli"
-    gaussian_variance: str = "pixel"
-    gaussian_scale: float = 0.1
-    min_scale: float = 1e-3
-    code_activation: str = "linear"
-    l1: float = 0.01
-    noise: str = "masking"
-    noise_level: float = 0.25
-    contractive: float = 0.01
-    beta: float = 1.0
-    kl_warmup: int = 0
-    free_bits: float = 0.0
-    mc_samples: int = 1
-    iw_samples: int = 5
 
-    # Training
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The optimizer, the loop and the devices."""
+
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -107,21 +90,113 @@ class Config:
     image_every: int = 1
     early_stopping: int = 0  # epochs without a better validation loss before stopping; 0: off
 
+
+SECTIONS = {"data": DataConfig, "architecture": ArchitectureConfig, "training": TrainingConfig}
+_SECTION_OF = {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+_DEFAULTS = {f.name: f.default for cls in SECTIONS.values() for f in dataclasses.fields(cls)}
+
+
+# ----------------------------------------------------------------------------------- family options
+@dataclass(frozen=True)
+class Option:
+    """An option a model family declares (`--l1` for the sparse AE, `--beta` for the VAE, ...).
+
+    Args:
+      name: the config field (`mc_samples`; on the command line `--mc-samples`).
+      default: its default; its type (int, float, str) is the option's type.
+      help: one line for `tfvae fit --help` (the families that take it are prefixed there).
+      choices: the allowed values of a str option.
+      minimum: "positive" (> 0), "non_negative" (>= 0) or None for numbers.
+      flag: a short spelling, e.g. "-L".
+    """
+
+    name: str
+    default: Any
+    help: str = ""
+    choices: Optional[tuple] = None
+    minimum: Optional[str] = "positive"
+    flag: Optional[str] = None
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+    def check(self, value) -> None:
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ConfigError(f"unknown {option_name(self.name)} {value!r}: choose one of "
+                                  f"{', '.join(self.choices)}")
+            return
+        if self.minimum is not None:
+            check_number(self.name, value, integer=self.type is int, allow_zero=self.minimum == "non_negative")
+
+
+def check_number(name: str, value, integer: bool = True, allow_zero: bool = False) -> None:
+    """Raises ConfigError unless value is a finite number (an integer if asked) > 0 (>= 0)."""
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int) and not isinstance(value, bool) if integer else (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    )
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(f"{option_name(name)} must be {kind} {bound}, got {value!r}")
+
+
+def _registry():
+    from tfvae import models
+
+    return models
+
+
+# ----------------------------------------------------------------------------------- the config
+@dataclass(frozen=True)
+class Config:
+    """Everything `tfvae fit` needs: the family's name, three sections and the family's options.
+
+    Build one with `make_config` (which checks it). Every field also reads as an attribute:
+    `config.latent_dim` is `config.architecture.latent_dim`, `config.beta` is `config.options["beta"]`.
+    """
+
+    model: str = DEFAULT_MODEL
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    architecture: ArchitectureConfig = dataclasses.field(default_factory=ArchitectureConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    options: Mapping[str, Any] = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
+
+    def __getattr__(self, name):
+        if name in ("model", "data", "architecture", "training", "options") or name.startswith("__"):
+            raise AttributeError(name)
+        section = _SECTION_OF.get(name)
+        if section is not None:
+            return getattr(getattr(self, section), name)
+        options = self.options
+        if name in options:
+            return options[name]
+        raise AttributeError(f"Config has no field {name!r}"
+                             + ("" if name not in _registry().all_options() else
+                                f" (it is an option of --model {'/'.join(_registry().families_with(name))}, "
+                                f"not of --model {self.model})"))
+
     # ------------------------------------------------------------------ derived values
     @property
-    def variational(self) -> bool:
-        return self.model in VARIATIONAL
+    def family(self):
+        """The model family class (`tfvae.models`) this config trains."""
+        return _registry().get(self.model)
 
     @property
     def binarization(self) -> str:
         """The binarization in effect (resolves the default)."""
-        if self.binarize is not None:
-            return self.binarize
-        return "dynamic" if self.likelihood == "bernoulli" else "none"
+        if self.data.binarize is not None:
+            return self.data.binarize
+        return "dynamic" if self.architecture.likelihood == "bernoulli" else "none"
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        """Flat: {field: value}, the model first, then data, network, training and the family's options."""
+        d = {"model": self.model}
+        for section in SECTIONS:
+            d.update(dataclasses.asdict(getattr(self, section)))
+        d.update(self.options)
         for name in ("hidden", "classes", "exclude_classes"):
             if d[name] is not None:
                 d[name] = list(d[name])
@@ -148,40 +223,24 @@ class Config:
                     f"unknown {option_name(name)} {value!r}: choose one of {', '.join(choices)}"
                 )
 
-        def positive(name, integer=True, allow_zero=False):
-            value = getattr(self, name)
-            kind = "an integer" if integer else "a number"
-            ok = isinstance(value, int) and not isinstance(value, bool) if integer else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            )
-            if not ok or value < 0 or (value == 0 and not allow_zero):
-                bound = ">= 0" if allow_zero else "> 0"
-                raise ConfigError(f"{option_name(name)} must be {kind} {bound}, got {value!r}")
-
-        choice("model", MODELS)
         choice("network", NETWORKS)
         choice("likelihood", LIKELIHOODS)
         if self.binarize is not None:
             choice("binarize", BINARIZATIONS)
         choice("strategy", STRATEGIES)
-        choice("gaussian_variance", GAUSSIAN_VARIANCES)
-        choice("noise", NOISES)
         choice("activation", ACTIVATIONS)
-        choice("code_activation", CODE_ACTIVATIONS)
         choice("jit", JIT_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"--mixed-precision is a flag (true or false), got {self.mixed_precision!r}")
-        for name in ("latent_dim", "epochs", "batch_size", "mc_samples", "iw_samples", "image_every"):
-            positive(name)
-        for name in ("kl_warmup", "steps_per_call", "checkpoint_every", "early_stopping"):
-            positive(name, allow_zero=True)
+        for name in ("latent_dim", "epochs", "batch_size", "image_every"):
+            check_number(name, getattr(self, name))
+        for name in ("steps_per_call", "checkpoint_every", "early_stopping"):
+            check_number(name, getattr(self, name), allow_zero=True)
         if self.max_train_examples is not None:
-            positive("max_train_examples")
-        for name in ("learning_rate", "gaussian_scale", "min_scale", "adam_epsilon", "worker_timeout"):
-            positive(name, integer=False)
-        for name in ("l1", "contractive", "beta", "free_bits", "noise_level"):
-            positive(name, integer=False, allow_zero=True)
+            check_number("max_train_examples", self.max_train_examples)
+        for name in ("learning_rate", "adam_epsilon", "worker_timeout"):
+            check_number(name, getattr(self, name), integer=False)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"--seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.validation_split, (int, float)) or not 0 <= self.validation_split < 1:
@@ -211,19 +270,13 @@ class Config:
                 "--network conv takes one --hidden size (the dense layer between the convolutions "
                 f"and the code), got {','.join(map(str, self.hidden))}"
             )
-        if self.model == "dae" and self.noise == "masking" and not self.noise_level < 1:
-            raise ConfigError(
-                f"--noise masking drops each input with probability --noise-level, which must be "
-                f"below 1, got {self.noise_level}"
-            )
-        if self.model == "dae" and self.noise_level == 0:
-            raise ConfigError("--model dae needs --noise-level > 0 (with 0 it is a plain --model ae)")
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ConfigError("--dataset is empty: give a TFDS name (e.g. mnist) or idx:DIR, npz:FILE, folder:DIR")
+        family = self.family
+        for option in family.options:
+            option.check(self.options[option.name])
+        family.check_config(self)
         return self
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
 def parse_hidden(value) -> tuple:
@@ -263,51 +316,70 @@ def parse_int_list(value, name: str) -> tuple:
         raise ConfigError(f"{option_name(name)} must be a list of integers, got {value!r}") from None
 
 
+def _coerce(value, default):
+    """JSON has no int/float distinction worth trusting: integral floats for int fields, ints for floats."""
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def field_names() -> list:
+    """Every option name a Config accepts: the sections' fields, `model` and every family's options."""
+    return ["model", *_SECTION_OF, *_registry().all_options()]
+
+
 def make_config(values: Mapping[str, Any], *, where: str = "options") -> Config:
-    """Builds and validates a Config from a mapping (a recipe, config.json, keyword arguments).
+    """Builds and validates a Config from a flat mapping (a recipe, config.json, keyword arguments).
 
     Unknown names are refused with the list of known ones, so a typo never passes silently.
+    Options of other families than the chosen one are left out (config.json files written
+    before the families owned their options hold every family's, at their defaults).
     """
+    registry = _registry()
     values = dict(values)
-    unknown = sorted(set(values) - set(_FIELDS))
+    known = field_names()
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(
             f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; "
-            f"known options: {', '.join(sorted(_FIELDS))}"
+            f"known options: {', '.join(sorted(known))}"
         )
+    model = values.pop("model", DEFAULT_MODEL)
+    family = registry.get(model)  # an unknown family is an error, never a fallback
     if "hidden" in values:
         values["hidden"] = parse_hidden(values["hidden"])
     for name in ("classes", "exclude_classes"):
         if values.get(name) is not None:
             values[name] = parse_int_list(values[name], name)
-    # JSON has no int/float distinction worth trusting: coerce integral floats for int fields.
-    for name, value in list(values.items()):
-        default = _FIELDS[name].default
-        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float):
-            if value.is_integer():
-                values[name] = int(value)
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
-    if values.get("max_train_examples") is not None and isinstance(values["max_train_examples"], float):
-        if values["max_train_examples"].is_integer():
-            values["max_train_examples"] = int(values["max_train_examples"])
-    return Config(**values).validate()
+    if isinstance(values.get("max_train_examples"), float) and values["max_train_examples"].is_integer():
+        values["max_train_examples"] = int(values["max_train_examples"])
+    sections = {name: {} for name in SECTIONS}
+    for name, value in values.items():
+        if name in _SECTION_OF:
+            sections[_SECTION_OF[name]][name] = _coerce(value, _DEFAULTS[name])
+    own = {o.name: o for o in family.options}
+    options = {name: _coerce(values.get(name, o.default), o.default) for name, o in own.items()}
+    config = Config(
+        model=model,
+        **{name: cls(**sections[name]) for name, cls in SECTIONS.items()},
+        options=types.MappingProxyType(options),
+    )
+    return config.validate()
 
 
 def check_model_options(config: Config, given: Mapping[str, Any]) -> None:
     """Refuses options that the configuration would silently ignore (e.g. --l1 with --model vae)."""
+    registry = _registry()
+    own = {o.name for o in config.family.options}
     for name in given:
-        models = MODEL_OPTIONS.get(name)
-        if models is not None and config.model not in models:
+        if name in registry.all_options() and name not in own:
             raise ConfigError(
-                f"{option_name(name)} applies to --model {'/'.join(models)}, not --model {config.model}; "
-                "drop the option or change the model"
+                f"{option_name(name)} applies to --model {'/'.join(registry.families_with(name))}, not "
+                f"--model {config.model}; drop the option or change the model"
             )
-        if name in ("gaussian_variance", "gaussian_scale") and config.likelihood != "gaussian":
-            raise ConfigError(f"{option_name(name)} applies to --likelihood gaussian; drop it or change the likelihood")
-        if name == "gaussian_scale" and config.gaussian_variance != "fixed":
-            raise ConfigError("--gaussian-scale is the standard deviation of --gaussian-variance fixed; "
-                              f"with --gaussian-variance {config.gaussian_variance} the scale is learned")
+    config.family.check_given(config, given)
 
 
 def resume_conflicts(saved: Config, given: Mapping[str, Any]) -> Optional[str]:
@@ -331,7 +403,3 @@ def resume_conflicts(saved: Config, given: Mapping[str, Any]) -> Optional[str]:
                 "to resume it, or train a new run with another --out"
             )
     return None
-
-
-def field_names() -> list:
-    return list(_FIELDS)

@@ -17,7 +17,6 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tfvae import objectives
 from tfvae.data import as_float
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: Cov_x(E_q[z_j]) > 0.01
@@ -29,22 +28,17 @@ def _batches(n: int, size: int):
 
 
 def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
-    """Per-image reconstruction / ELBO terms over images x (no training-time corruption).
+    """Per-image terms over images x (no training-time corruption): the family's held-out terms.
 
-    Variational models: log_px_z = E_q[log p(x|z)] (with `samples` draws), kl, elbo, and
-    kl_per_dim (images, latent_dim). Autoencoders: reconstruction (the loss of the likelihood).
-    The draws are seeded by (seed, batch index).
+    Variational families: log_px_z = E_q[log p(x|z)] (with `samples` draws), kl, elbo,
+    kl_per_dim (images, latent_dim) and score (-elbo). Autoencoders: reconstruction (the loss of
+    the likelihood) and score. The draws are seeded by (seed, batch index).
     """
     x = as_float(x)  # uint8 training images are 0..255
 
     @tf.function(reduce_retracing=True)
     def step(xb, s):
-        if model.variational:
-            eps = tf.random.stateless_normal([tf.shape(xb)[0], samples, model.config.latent_dim], s)
-            terms = objectives.elbo(model.encoder, model.decoder, model.likelihood, xb, eps)
-            return {k: terms[k] for k in ("log_px_z", "kl", "elbo", "kl_per_dim")}
-        code = model.encode(xb)
-        return {"reconstruction": model.likelihood.reconstruction_loss(model.decoder(code), xb)}
+        return model.held_out_terms(xb, s, samples)
 
     parts: dict = {}
     for i, (a, b) in enumerate(_batches(len(x), batch_size)):
@@ -106,7 +100,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     """Importance-sampled log p(x) per image (nats), with k samples from q(z|x).
 
     Args:
-      model: a variational `Autoencoder`.
+      model: a variational model (tfvae.models).
       x: images (count, height, width, channels) in [0, 1], binarized already if the model's data is.
       k: importance samples per image.
       seed: the seed. Sample i of image j depends only on (seed, first_index + j, i): the estimate
@@ -119,7 +113,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
         JIT_CONV_SAMPLES_PER_STEP samples per step).
     """
     if not model.variational:
-        raise ValueError("log p(x) by importance sampling needs a variational model (vae, iwae)")
+        raise ValueError(f"log p(x) by importance sampling needs a variational model, not --model {model.name}")
     if not 1 <= k <= 10**8:
         raise ValueError(f"k must be between 1 and 10^8 importance samples, got {k}")
     x = as_float(x)
@@ -130,8 +124,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     total_blocks = math.ceil(k / SAMPLE_BLOCK)
 
     def log_sum_w(xb, eps):
-        log_w, _, _ = objectives.log_importance_weights(model.encoder, model.decoder, model.likelihood, xb, eps,
-                                                        training=False)
+        log_w, _, _ = model.log_importance_weights(xb, eps, training=False)
         return tf.reduce_logsumexp(log_w, axis=1)
 
     sum_fn = tf.function(log_sum_w, jit_compile=jit, reduce_retracing=True)
@@ -182,13 +175,15 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
     """
     import time
 
-    from tfvae.data import BINARIZATION_SEED, load_splits
+    from tfvae.data import BINARIZATION_SEED
 
     model = trained.model
     config = trained.config
     if splits is None:
-        splits = load_splits(config, max_test_examples=max_test_examples)
+        splits = trained.splits()
     x = splits.test
+    if max_test_examples is not None:
+        x = x[:max_test_examples]
     t0 = time.perf_counter()
     report = {
         "run_dir": trained.run_dir,
@@ -211,6 +206,8 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         m["reconstruction"] = float(-terms["log_px_z"])
         m["log_px_z"] = float(terms["log_px_z"])
         m["kl"] = float(terms["kl"])
+        report["protocol"]["kl"] = ("closed form" if model.prior.closed_form_kl else
+                                    "Monte Carlo estimate (one sample per image)")
         m["elbo"] = float(terms["elbo"])
         ll = log_likelihood(model, x, k=k, seed=seed, batch_size=batch_size, chunk=chunk, progress=progress, jit=jit)
         m["log_likelihood"] = float(ll.mean())
@@ -219,7 +216,8 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         active, variance = active_units(model, x)
         m["active_units"] = active
         m["latent_dim"] = config.latent_dim
-        report["kl_per_dim"] = [float(v) for v in terms["kl_per_dim"]]
+        if "kl_per_dim" in terms:
+            report["kl_per_dim"] = [float(v) for v in terms["kl_per_dim"]]
         report["posterior_mean_variance"] = [float(v) for v in variance]
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report
@@ -239,7 +237,8 @@ def format_report(report: dict) -> str:
     if "elbo" in m:
         rows += [
             ("reconstruction  -E_q[log p(x|z)]", f"{m['reconstruction']:.2f} nats"),
-            ("KL(q(z|x) || p(z))", f"{m['kl']:.2f} nats"),
+            ("KL(q(z|x) || p(z))" + ("" if p.get("kl", "closed form") == "closed form" else "  (Monte Carlo)"),
+             f"{m['kl']:.2f} nats"),
             ("ELBO", f"{m['elbo']:.2f} nats"),
             (f"log p(x)  (importance sampling, k={p['k']})",
              f"{m['log_likelihood']:.2f} nats  (+/- {m['log_likelihood_stderr']:.2f})"),

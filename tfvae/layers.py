@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfvae.probability import diagonal_gaussian
+from tfvae.probability.posteriors import diagonal_gaussian
 
 PACKAGE = "tfvae"
 

@@ -1,7 +1,8 @@
 """Encoder and decoder networks as Keras 3 functional models.
 
-Encoders take images (height, width, channels) and return a dict: `{"loc", "scale"}` for the
-variational models (through the `DiagonalGaussian` layer), `{"code"}` for the autoencoders.
+Encoders take images (height, width, channels) and return what the family's head makes of the
+features: `{"loc", "scale"}` for the variational families (their posterior's head), `{"code"}`
+for the autoencoders.
 Decoders take a code or latent vector and return the likelihood's parameters: `{"logits"}` for
 Bernoulli, `{"loc"[, "scale"]}` for Gaussian.
 
@@ -19,7 +20,7 @@ import math
 import keras
 
 from tfvae.errors import ConfigError
-from tfvae.layers import DiagonalGaussian, GatedDense, PositiveScale
+from tfvae.layers import GatedDense, PositiveScale
 
 CONV_FILTERS = (32, 64)
 # The layers that produce distribution parameters compute in float32 even under a mixed-precision
@@ -50,15 +51,9 @@ def _check_image_shape(config, image_shape):
         )
 
 
-def _encoder_head(config, features):
-    if config.variational:
-        loc, scale = DiagonalGaussian(config.latent_dim, config.min_scale, name="posterior", dtype=HEAD)(features)
-        return {"loc": loc, "scale": scale}
-    activation = None if config.code_activation == "linear" else config.code_activation
-    return {"code": keras.layers.Dense(config.latent_dim, activation=activation, name="code", dtype=HEAD)(features)}
-
-
-def build_encoder(config, image_shape) -> keras.Model:
+def build_encoder(config, image_shape, head) -> keras.Model:
+    """images -> head(features): the family's head (`{"loc", "scale"}` from a posterior, `{"code"}`)
+    on the features of the dense layers (mlp) or of the convolutions and a dense layer (conv)."""
     _check_image_shape(config, image_shape)
     x = keras.Input(tuple(image_shape), name="images")
     h = x
@@ -73,10 +68,10 @@ def build_encoder(config, image_shape) -> keras.Model:
         h = keras.layers.Flatten(name="flatten")(h)
         for i, units in enumerate(config.hidden):
             h = dense(config, units, f"dense_{i}")(h)
-    return keras.Model(x, _encoder_head(config, h), name="encoder")
+    return keras.Model(x, head(h), name="encoder")
 
 
-def _pixel_head(config, h, image_shape, likelihood_keys):
+def _pixel_head(h, image_shape, likelihood):
     """Dense heads for the MLP decoder: logits, or loc (sigmoid) and scale."""
     size = math.prod(image_shape)
     out = {}
@@ -85,33 +80,35 @@ def _pixel_head(config, h, image_shape, likelihood_keys):
         y = keras.layers.Dense(size, activation=activation, name=f"{name}_dense", dtype=HEAD)(h)
         return keras.layers.Reshape(tuple(image_shape), name=name, dtype=HEAD)(y)
 
-    if "logits" in likelihood_keys:
+    keys = likelihood.output_keys
+    if "logits" in keys:
         out["logits"] = dense_image("logits")
-    if "loc" in likelihood_keys:
+    if "loc" in keys:
         out["loc"] = dense_image("loc", "sigmoid")
-    if "scale" in likelihood_keys:
-        out["scale"] = _scale_head(config, h, image_shape, dense_image)
+    if "scale" in keys:
+        out["scale"] = _scale_head(likelihood, h, dense_image)
     return out
 
 
-def _scale_head(config, h, image_shape, per_pixel):
+def _scale_head(likelihood, h, per_pixel):
     """A learned scale: one per image (a dense unit on `h`), or one per pixel (`per_pixel`)."""
-    if config.gaussian_variance == "image":
+    if likelihood.variance == "image":
         s = keras.layers.Dense(1, name="scale_dense", dtype=HEAD)(h)
-        s = PositiveScale(config.min_scale, name="scale_positive", dtype=HEAD)(s)
+        s = PositiveScale(likelihood.min_scale, name="scale_positive", dtype=HEAD)(s)
         return keras.layers.Reshape((1, 1, 1), name="scale", dtype=HEAD)(s)
     raw = per_pixel("raw_scale")
-    return PositiveScale(config.min_scale, name="scale", dtype=HEAD)(raw)
+    return PositiveScale(likelihood.min_scale, name="scale", dtype=HEAD)(raw)
 
 
-def build_decoder(config, image_shape, likelihood_keys) -> keras.Model:
+def build_decoder(config, image_shape, likelihood) -> keras.Model:
+    """z -> the likelihood's parameters (`likelihood.output_keys`): the encoder mirrored."""
     _check_image_shape(config, image_shape)
     z = keras.Input((config.latent_dim,), name="z")
     h = z
     if config.network == "mlp":
         for i, units in enumerate(reversed(config.hidden)):
             h = dense(config, units, f"dense_{i}")(h)
-        return keras.Model(z, _pixel_head(config, h, image_shape, likelihood_keys), name="decoder")
+        return keras.Model(z, _pixel_head(h, image_shape, likelihood), name="decoder")
 
     height, width, channels = image_shape
     for i, units in enumerate(config.hidden):
@@ -129,10 +126,11 @@ def build_decoder(config, image_shape, likelihood_keys) -> keras.Model:
                                             name=name, dtype=HEAD)(h)
 
     out = {}
-    if "logits" in likelihood_keys:
+    keys = likelihood.output_keys
+    if "logits" in keys:
         out["logits"] = conv_image("logits")
-    if "loc" in likelihood_keys:
+    if "loc" in keys:
         out["loc"] = conv_image("loc", "sigmoid")
-    if "scale" in likelihood_keys:
-        out["scale"] = _scale_head(config, top, image_shape, conv_image)
+    if "scale" in keys:
+        out["scale"] = _scale_head(likelihood, top, conv_image)
     return keras.Model(z, out, name="decoder")

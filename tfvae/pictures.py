@@ -22,47 +22,36 @@ def _write(path: str, image: np.ndarray):
     return image.shape[:2]
 
 
-def _need_variational(trained, what: str):
+def _need_prior(trained, what: str):
     if not trained.model.variational:
+        from tfvae import models
+
+        variational = " or ".join(n for n, f in models.families().items() if f.variational)
         raise TfvaeError(
-            f"{what} needs a vae or iwae run (it decodes points of the prior N(0, I)); "
+            f"{what} needs a {variational} run (it decodes points of the prior); "
             f"{trained.run_dir} is a --model {trained.config.model} run"
         )
 
 
 def sample(trained, path: str, n: int = 64, seed: int = 0, mean: bool = False, columns: Optional[int] = None):
     """n images from the prior: sampled pixels, or pixel means with mean=True."""
-    _need_variational(trained, "sample")
+    _need_prior(trained, "sample")
     return _write(path, img.grid(trained.sample(n, seed=seed, mean=mean), columns=columns))
 
 
 def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0):
-    """Originals above their reconstructions; for a denoising AE, the corrupted inputs in between."""
-    import tensorflow as tf
-
-    from tfvae.objectives import corrupt
-
+    """Originals above their reconstructions (the family's rows: a denoising AE shows the
+    corrupted inputs in between)."""
     from tfvae.data import as_float
 
-    model = trained.model
-    x = as_float(x)
-    rows = [x]
-    if trained.config.model == "dae":
-        noise = model.draw_noise(len(x), tf.constant([seed, 7], tf.int64))["corrupt"]
-        x_tilde = corrupt(tf.constant(x), trained.config.noise, trained.config.noise_level, noise).numpy()
-        rows += [np.clip(x_tilde, 0, 1), model.reconstruct(x_tilde).numpy()]
-    else:
-        rows.append(model.reconstruct(x).numpy())
-    return _write(path, img.rows_grid(rows))
+    return _write(path, img.rows_grid(trained.model.reconstruction_rows(as_float(x), seed=seed)))
 
 
 def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.ndarray] = None):
-    """Decoded images at Normal inverse-CDF points of a 2-d latent space (Kingma & Welling's
-    figure). With more dimensions: a 2-d slice through the two most active dimensions, the
+    """Decoded images at the prior's inverse-CDF points of a 2-d latent space (Kingma & Welling's
+    figure; Normal quantiles for the N(0, I) prior). With more dimensions: a 2-d slice through the two most active dimensions, the
     others at 0. Returns (height, width, (dim_a, dim_b))."""
-    from statistics import NormalDist
-
-    _need_variational(trained, "manifold")
+    _need_prior(trained, "manifold")
     d = trained.config.latent_dim
     if d < 2:
         raise TfvaeError(f"manifold needs at least 2 latent dimensions; this run has --latent-dim {d}")
@@ -75,12 +64,12 @@ def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.nda
 
         _, variance = active_units(trained.model, x_for_activity)
         dims = tuple(int(i) for i in np.argsort(-variance)[:2])
-    # grid points at the Normal quantiles of evenly spaced probabilities in (0, 1)
+    # grid points at the prior's quantiles of evenly spaced probabilities in (0, 1), per dimension
     probs = np.linspace(0.5 / grid, 1 - 0.5 / grid, grid)
-    ticks = np.array([NormalDist().inv_cdf(p) for p in probs], np.float32)
+    ticks = trained.model.prior.marginal_quantiles(probs, dims)
     z = np.zeros((grid * grid, d), np.float32)
-    for r, y in enumerate(ticks[::-1]):  # the second dimension grows upwards
-        for c, xv in enumerate(ticks):
+    for r, y in enumerate(ticks[::-1, 1]):  # the second dimension grows upwards
+        for c, xv in enumerate(ticks[:, 0]):
             z[r * grid + c, dims[0]] = xv
             z[r * grid + c, dims[1]] = y
     pictures = trained.decode(z)

@@ -5,7 +5,9 @@
     python tfvae_edge.py --model decoder_int8.tflite -n 16 --seed 5 -o samples.png
     python tfvae_edge.py --model decoder_float16.tflite --z codes.npy -o decoded.npy
 
-It draws z ~ N(0, I) with numpy (seeded, so the same seed gives the same images), quantizes z
+It draws z from the model's prior with numpy (seeded, so the same seed gives the same images):
+the prior.json beside the decoder (a mixture of diagonal Gaussians; N(0, I) is one component),
+or N(0, I) when there is none. It quantizes z
 and dequantizes the images with the model's own parameters when the decoder is full-integer
 (int8), and writes a PNG grid (encoded here with zlib and struct; no Pillow needed) or a .npy
 array of pixel means in [0, 1].
@@ -13,6 +15,7 @@ array of pixel means in [0, 1].
 
 import argparse
 import io
+import json
 import math
 import os
 import struct
@@ -57,6 +60,38 @@ def decode(interpreter, z):
     return np.clip(y.astype(np.float32), 0.0, 1.0)
 
 
+def standard_normal(latent):
+    """N(0, I) as a one-component mixture."""
+    return {"weights": [1.0], "loc": [[0.0] * latent], "scale": [[1.0] * latent]}
+
+
+def draw_prior(mixture, n, seed):
+    """n draws (float32) from a mixture of diagonal Gaussians {"weights" (K,), "loc", "scale" (K, latent)}:
+    eps ~ N(0, I), then (for K > 1) a component k per draw, z = loc[k] + scale[k] * eps."""
+    rng = np.random.default_rng(seed)
+    loc = np.asarray(mixture["loc"], np.float32)
+    scale = np.asarray(mixture["scale"], np.float32)
+    weights = np.asarray(mixture["weights"], np.float64)
+    eps = rng.standard_normal((n, loc.shape[1])).astype(np.float32)
+    k = np.zeros(n, np.int64) if len(weights) == 1 else rng.choice(len(weights), size=n, p=weights / weights.sum())
+    return (loc[k] + scale[k] * eps).astype(np.float32)
+
+
+def read_prior(path, latent):
+    """The prior a decoder was exported with (prior.json), checked against the decoder's input."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            mixture = json.load(f)
+        loc = np.asarray(mixture["loc"], np.float32)
+        ok = loc.ndim == 2 and loc.shape[1] == latent and np.shape(mixture["scale"]) == loc.shape \
+            and np.shape(mixture["weights"]) == (loc.shape[0],)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"error: cannot read the prior {path}: {e}")
+    if not ok:
+        sys.exit(f"error: the prior {path} does not fit the decoder's {latent}-dimensional codes")
+    return mixture
+
+
 def grid(images, columns=None, pad=2):
     """(count, H, W, C) floats in [0, 1] -> one uint8 image (rows, cols, C), white gaps."""
     n, h, w, c = images.shape
@@ -89,7 +124,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Sample images from a tfvae TFLite decoder.")
     p.add_argument("--model", required=True, help="a decoder_*.tflite file")
     p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of z ~ N(0, I) (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of z ~ p(z) (default 0)")
+    p.add_argument("--prior", default=None, help="prior.json to draw z from (default: the one beside --model, "
+                   "else N(0, I))")
     p.add_argument("--z", help="decode these codes (.npy of shape (count, latent_dim)) instead of sampling")
     p.add_argument("-o", "--out", default="samples.png", help="output: .png (a grid) or .npy (default samples.png)")
     p.add_argument("--columns", type=int, default=None, help="images per row of the grid")
@@ -114,7 +151,10 @@ def main(argv=None):
         if z.ndim != 2 or z.shape[1] != latent:
             sys.exit(f"error: --z must have shape (count, {latent}), got {z.shape}")
     else:
-        z = np.random.default_rng(args.seed).standard_normal((args.n, latent)).astype(np.float32)
+        beside = os.path.join(os.path.dirname(os.path.abspath(args.model)), "prior.json")
+        path = args.prior or (beside if os.path.isfile(beside) else None)
+        mixture = read_prior(path, latent) if path else standard_normal(latent)
+        z = draw_prior(mixture, args.n, args.seed)
     t0 = time.perf_counter()
     images = decode(interpreter, z)
     seconds = time.perf_counter() - t0

@@ -1,40 +1,12 @@
-"""Every probability in tfvae, as TensorFlow Probability distributions.
+"""The likelihood p(x|z) of an image given the decoder's outputs (`Likelihood`): Bernoulli from
+logits, or Gaussian with a learned per-pixel scale, a learned per-image scale, or a fixed one.
 
-- the approximate posterior q(z|x): a diagonal Gaussian (`diagonal_gaussian`);
-- the prior p(z) = N(0, I) (`standard_normal_prior`);
-- the likelihood p(x|z) of an image given the decoder's outputs (`Likelihood`): Bernoulli from
-  logits, or Gaussian with a learned per-pixel scale, a learned per-image scale, or a fixed one.
-
-Event dimensions are explicit: one latent vector or one whole image is one event.
+One whole image is one event (`tfd.Independent` over height, width and channels).
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
-import tensorflow_probability as tfp
-
-tfd = tfp.distributions
-
-
-def diagonal_gaussian(loc, scale):
-    """q(z|x) = N(loc, diag(scale^2)), one event per row."""
-    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)
-
-
-def standard_normal_prior(latent_dim: int, dtype=tf.float32):
-    """p(z) = N(0, I) over `latent_dim` dimensions."""
-    zeros = tf.zeros([latent_dim], dtype=dtype)
-    return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), reinterpreted_batch_ndims=1)
-
-
-def kl_divergence(q, p):
-    """KL(q || p) in nats, in closed form (`tfd.kl_divergence` of two diagonal Gaussians)."""
-    return tfd.kl_divergence(q, p)
-
-
-def kl_per_dimension(q, p):
-    """KL(q_j || p_j) for every latent dimension j: shape (batch, latent_dim)."""
-    return tfd.kl_divergence(q.distribution, p.distribution)
+from tfvae.lazy import tf, tfd
 
 
 class Likelihood:
@@ -46,12 +18,14 @@ class Likelihood:
       variance: for "gaussian": "pixel" (a learned scale per pixel), "image" (one learned scale
         per image) or "fixed" (`fixed_scale` everywhere).
       fixed_scale: the standard deviation of the fixed-variance Gaussian.
+      min_scale: the floor of a learned standard deviation.
     """
 
-    def __init__(self, kind: str, variance: str = "pixel", fixed_scale: float = 0.1):
+    def __init__(self, kind: str, variance: str = "pixel", fixed_scale: float = 0.1, min_scale: float = 1e-3):
         self.kind = kind
         self.variance = variance
         self.fixed_scale = float(fixed_scale)
+        self.min_scale = float(min_scale)
 
     @property
     def output_keys(self) -> tuple:

@@ -1,0 +1,466 @@
+"""The model-family protocol: what the trainer, evaluation, pictures and export ask of a family.
+
+A family is a class registered with `@register` (usually one file in this package, found there
+automatically). It owns:
+
+- its name (`--model NAME`), a one-line summary, its options (`Option`s: the command line,
+  the config check and config.json are derived from them) and extra checks of a config;
+- its networks (an encoder head on tfvae.networks' features, the decoder) and distributions
+  (likelihood; posterior and prior for the variational kinds), and the Keras `parts` that hold
+  its variables (checkpoints, model.keras, early stopping's weights and exports track them all);
+- the noise a batch needs (`draw_noise`), per-step values such as a KL weight (`schedule`),
+  and its objective: `loss(x, noise, schedule) -> (loss per example, {metric: per example})`
+  with the metric names it declares (`metric_names`, "loss" first);
+- whether XLA suits its training step, its epoch picture, its held-out terms and anomaly score,
+  and its SavedModel signatures.
+
+Two kinds share most of that: `Autoencoder` (a deterministic code h, a reconstruction loss)
+and `Variational` (q(z|x), a prior p(z), the ELBO). Module-level code here imports no
+TensorFlow (tfvae.lazy), so the command line can read the registry before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import ClassVar
+
+import numpy as np
+
+from tfvae.config import Option
+from tfvae.errors import ConfigError
+from tfvae.lazy import keras, tf
+
+FAMILIES: dict = {}  # name -> family class, in registration order
+
+# The layers that produce distribution parameters compute in float32 even under a mixed-precision
+# policy (--mixed-precision): probabilities, KL and losses stay in float32.
+HEAD = "float32"
+
+
+def register(cls):
+    """Class decorator: adds a family to the registry under `cls.name`.
+
+    Refuses a second family of the same name, and an option name that another family declares
+    differently (one option, one meaning, on the command line).
+    """
+    name = cls.__dict__.get("name")
+    if not name or not isinstance(name, str):
+        raise TypeError(f"{cls.__name__} needs a class attribute `name` (its --model value)")
+    if name in FAMILIES and FAMILIES[name] is not cls:
+        raise ValueError(f"a model family named {name!r} is already registered ({FAMILIES[name].__name__})")
+    seen = {o.name: o for family in FAMILIES.values() if family is not cls for o in family.options}
+    for option in cls.options:
+        if option.name in seen and seen[option.name] != option:
+            raise ValueError(f"option {option.name!r} of {name!r} differs from the one another family declares")
+    if "loss" != cls.metric_names[0]:
+        raise ValueError(f"{name!r}: metric_names must start with 'loss'")
+    FAMILIES[name] = cls
+    return cls
+
+
+class Family:
+    """The base of every model family; see the module docstring for the protocol.
+
+    Args:
+      config: a `tfvae.config.Config` whose `model` is this family.
+      image_shape: (height, width, channels).
+      parts: existing Keras parts by name (from a saved model); built from the config if None.
+    """
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    options: ClassVar[tuple] = ()
+    metric_names: ClassVar[tuple] = ("loss",)
+    variational: ClassVar[bool] = False  # a posterior and a prior: samples, log p(x), the ELBO as a score
+    score_description: ClassVar[str] = ""
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Extra checks of a config of this family (each option's own check has run)."""
+
+    @classmethod
+    def check_given(cls, config, given) -> None:
+        """Refuses explicitly given options that this config would ignore."""
+
+    @classmethod
+    def warmup_epochs(cls, config) -> int:
+        """Epochs during which the loss falls by design (a KL warm-up): early stopping does not
+        count them."""
+        return 0
+
+    @classmethod
+    def uses_xla(cls, network: str, on_gpu: bool) -> bool:
+        """Whether `--jit auto` compiles this family's step with XLA: MLPs; convolutions on GPUs
+        only (on CPUs XLA made the conv step many times slower)."""
+        return network == "mlp" or on_gpu
+
+    # ------------------------------------------------------------------ construction
+    def __init__(self, config, image_shape, parts=None):
+        from tfvae.networks import build_decoder, build_encoder
+
+        if config.model != self.name:
+            raise ConfigError(f"a --model {config.model} config cannot build a --model {self.name} family")
+        self.config = config
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.likelihood = self.make_likelihood()
+        parts = dict(parts or {})
+        self.encoder = parts.pop("encoder", None) or build_encoder(config, self.image_shape, self.encoder_head)
+        self.decoder = parts.pop("decoder", None) or build_decoder(config, self.image_shape, self.likelihood)
+        self.build_extra(parts)
+        self._keras_model = None
+
+    def make_likelihood(self):
+        raise NotImplementedError
+
+    def encoder_head(self, features) -> dict:
+        """The encoder's last layer(s) on the features: the outputs the family reads."""
+        raise NotImplementedError
+
+    def build_extra(self, parts: dict) -> None:
+        """Builds (or takes from `parts`) whatever else holds variables, e.g. a learned prior."""
+
+    @property
+    def extra_parts(self) -> dict:
+        """Keras layers beyond the encoder and decoder that hold variables, by name."""
+        return {}
+
+    @property
+    def parts(self) -> dict:
+        """Every Keras part holding variables, by name: encoder, decoder, then the extras."""
+        return {"encoder": self.encoder, "decoder": self.decoder, **self.extra_parts}
+
+    @property
+    def trainable_variables(self) -> list:
+        return [v for part in self.parts.values() for v in part.trainable_variables]
+
+    # ------------------------------------------------------------------ training
+    def draw_noise(self, batch_size: int, seed) -> dict:
+        """All random numbers one training step needs for a batch, batch axis first.
+
+        `binarize` (uniforms, dynamic binarization) for every family; the family's own noise
+        (`family_noise`) from two more stateless seeds.
+        """
+        seeds = tf.random.experimental.stateless_split(seed, num=3)
+        noise = {}
+        if self.config.binarization == "dynamic":  # flat: elementwise work on (batch, pixels) is fastest
+            noise["binarize"] = tf.random.stateless_uniform([batch_size, math.prod(self.image_shape)], seeds[0])
+        noise.update(self.family_noise(batch_size, seeds[1], seeds[2]))
+        return noise
+
+    def family_noise(self, batch_size: int, seed_a, seed_b) -> dict:
+        """The family's own random numbers for a batch (corruption, eps, ...), from two seeds."""
+        return {}
+
+    def schedule(self, step, steps_per_epoch: int) -> dict:
+        """Per-step values the loss depends on (e.g. a KL weight), computed outside the compiled
+        step from the global step; their values at an epoch's last step go into metrics.csv."""
+        return {}
+
+    def eval_schedule(self) -> dict:
+        """The schedule's values for held-out metrics (the end of any warm-up)."""
+        return {}
+
+    def loss(self, x, noise, schedule=None):
+        """(loss per example, {metric: value per example}) on the batch x with the drawn noise.
+
+        Dynamic binarization happens here; `objective` is the family's own formula.
+        """
+        if "binarize" in noise:
+            from tfvae.objectives import binarize
+
+            x = binarize(x, noise["binarize"])
+        return self.objective(x, noise, schedule if schedule is not None else self.eval_schedule())
+
+    def objective(self, x, noise, schedule):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ using a model
+    def code(self, encoder_outputs):
+        """The point an image is encoded to: the code h, or the posterior mean."""
+        raise NotImplementedError
+
+    def encode(self, x):
+        """The code h (autoencoders) or the posterior mean (variational families)."""
+        return self.code(self.encoder(x, training=False))
+
+    def decode(self, z):
+        """p(x|z) as a tfd distribution over images."""
+        return self.likelihood.distribution(self.decoder(z, training=False))
+
+    def decode_mean(self, z):
+        """Pixel means E[x|z]."""
+        return self.likelihood.mean(self.decoder(z, training=False))
+
+    def reconstruct(self, x):
+        """Pixel means of the reconstruction of x (through the code / the posterior mean)."""
+        return self.decode_mean(self.encode(x))
+
+    def posterior(self, x):
+        raise ConfigError(f"--model {self.name} has no posterior; it encodes to a code h")
+
+    def sample(self, n: int, seed, mean: bool = True):
+        raise ConfigError(f"--model {self.name} has no prior to sample from; use a variational run")
+
+    def reference_codes(self, n: int, seed: int) -> np.ndarray:
+        """n codes (numpy) the exports calibrate and measure the TFLite decoders on."""
+        return np.random.default_rng(seed).standard_normal((n, self.config.latent_dim)).astype(np.float32)
+
+    def held_out_terms(self, x, seed, samples: int = 1) -> dict:
+        """Per-image terms on held-out images (no training-time corruption), including `score`,
+        the anomaly score (higher = explained worse). `seed` is a stateless seed tensor."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ pictures
+    def reconstruction_rows(self, x, seed: int = 0) -> list:
+        """Rows of the reconstruction picture: the images, then their reconstructions."""
+        return [x, self.reconstruct(x).numpy()]
+
+    def epoch_image(self, images, seed) -> np.ndarray:
+        """The picture written after an epoch (uint8): prior samples, or images above their
+        reconstructions; `images` are held-out images, `seed` a stateless seed."""
+        from tfvae import images as img
+
+        return img.rows_grid(self.reconstruction_rows(np.asarray(images, np.float32)))
+
+    # ------------------------------------------------------------------ export
+    def export_endpoints(self) -> dict:
+        """{signature: (function, input signature)} of the SavedModel, serving_default first."""
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        z = tf.TensorSpec([None, self.config.latent_dim], tf.float32, name="z")
+
+        def reconstruct(images):
+            return {"reconstructions": self.reconstruct(images)}
+
+        def encode(images):
+            out = self.encoder(images, training=False)
+            return {k: tf.identity(v, name=k) for k, v in out.items()}
+
+        def decode(z):
+            return {"images": self.decode_mean(z)}
+
+        return {"serving_default": (reconstruct, [images]), "encode": (encode, [images]), "decode": (decode, [z])}
+
+    # ------------------------------------------------------------------ saving
+    @property
+    def keras_model(self):
+        """One functional model: images -> encoder outputs, the reconstruction's pixel means, and
+        the extra parts (a learned prior's variables) so that one file holds every variable."""
+        if self._keras_model is None:
+            x = keras.Input(self.image_shape, name="images")
+            enc = self.encoder(x)
+            code = self.code(enc)
+            dec = self.decoder(code)
+            if self.likelihood.kind == "bernoulli":
+                mean = keras.layers.Activation("sigmoid", name="reconstruction")(dec["logits"])
+            else:
+                mean = keras.layers.Identity(name="reconstruction")(dec["loc"])
+            extras = {name: layer(code) for name, layer in self.extra_parts.items()}
+            self._keras_model = keras.Model(x, {**enc, "reconstruction": mean, **extras}, name="autoencoder")
+        return self._keras_model
+
+    def save(self, path: str) -> None:
+        """Writes the model as a `.keras` file, atomically (a temporary file, then a rename)."""
+        tmp = f"{path}.tmp-{os.getpid()}.keras"
+        try:
+            self.keras_model.save(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def from_keras_file(cls, path: str, config, image_shape):
+        import tfvae.layers  # noqa: F401  (registers the custom layers)
+
+        full = keras.models.load_model(path, compile=False)
+        names = [layer.name for layer in full.layers]
+        parts = {name: full.get_layer(name) for name in ("encoder", "decoder", *cls.extra_part_names(config))
+                 if name in names}
+        model = cls(config, image_shape, parts=parts)
+        model._keras_model = full
+        return model
+
+    @classmethod
+    def extra_part_names(cls, config) -> tuple:
+        """The names of the extra parts a model of this config has (to find them in a file)."""
+        return ()
+
+
+# ====================================================================================== autoencoders
+class Autoencoder(Family):
+    """Deterministic autoencoders: a code h = f(x), a reconstruction g(h), a loss to minimise.
+
+    The likelihood only names the reconstruction loss: summed cross-entropy (Bernoulli) or
+    summed squared error (Gaussian).
+    """
+
+    options = (
+        Option("code_activation", "linear", "activation of the code h.",
+               choices=("linear", "sigmoid", "tanh", "relu")),
+    )
+    metric_names = ("loss", "reconstruction")
+    score_description = "reconstruction loss"
+
+    def make_likelihood(self):
+        from tfvae.probability import Likelihood
+
+        return Likelihood(self.config.likelihood, "fixed")
+
+    def encoder_head(self, features) -> dict:
+        activation = None if self.config.code_activation == "linear" else self.config.code_activation
+        return {"code": keras.layers.Dense(self.config.latent_dim, activation=activation, name="code",
+                                           dtype=HEAD)(features)}
+
+    def code(self, encoder_outputs):
+        return encoder_outputs["code"]
+
+    def reconstruction_loss(self, code, x):
+        """L(x, g(h)) per example: the likelihood's loss of the decoded code against x."""
+        return self.likelihood.reconstruction_loss(self.decoder(code), x)
+
+    def objective(self, x, noise, schedule):
+        code = self.encoder(x, training=True)["code"]
+        loss = self.reconstruction_loss(code, x)
+        return loss, {"loss": loss, "reconstruction": loss}
+
+    def held_out_terms(self, x, seed, samples: int = 1) -> dict:
+        recon = self.likelihood.reconstruction_loss(self.decoder(self.encode(x)), x)
+        return {"reconstruction": recon, "score": recon}
+
+
+# ====================================================================================== variational
+class Variational(Family):
+    """Variational autoencoders: q(z|x) a diagonal Gaussian, a prior p(z), z = loc + scale * eps.
+
+    Subclasses set `samples_option` (the option naming how many eps a batch needs) and write
+    their bound with the prior as an argument (tfvae.objectives).
+    """
+
+    options = (
+        Option("gaussian_variance", "pixel", "Gaussian p(x|z): a learned scale per pixel, one per image, "
+               "or fixed.", choices=("pixel", "image", "fixed")),
+        Option("gaussian_scale", 0.1, "the fixed Gaussian standard deviation."),
+        Option("min_scale", 1e-3, "floor of every learned standard deviation."),
+    )
+    variational = True
+    samples_option: ClassVar[str] = ""
+    score_description = "negative ELBO (nats)"
+
+    @classmethod
+    def check_given(cls, config, given) -> None:
+        for name in ("gaussian_variance", "gaussian_scale"):
+            if name in given and config.likelihood != "gaussian":
+                raise ConfigError(f"--{name.replace('_', '-')} applies to --likelihood gaussian; drop it or "
+                                  "change the likelihood")
+        if "gaussian_scale" in given and config.gaussian_variance != "fixed":
+            raise ConfigError("--gaussian-scale is the standard deviation of --gaussian-variance fixed; "
+                              f"with --gaussian-variance {config.gaussian_variance} the scale is learned")
+
+    def make_likelihood(self):
+        from tfvae.probability import Likelihood
+
+        c = self.config
+        return Likelihood(c.likelihood, c.gaussian_variance, c.gaussian_scale, c.min_scale)
+
+    def make_posterior(self):
+        from tfvae.probability import DiagonalGaussianPosterior
+
+        return DiagonalGaussianPosterior(self.config.latent_dim, self.config.min_scale)
+
+    def make_prior(self, layer=None):
+        """p(z); a learned prior takes its variables from `layer` when given (a saved model)."""
+        from tfvae.probability import StandardNormal
+
+        return StandardNormal(self.config.latent_dim)
+
+    def encoder_head(self, features) -> dict:
+        self.posterior_dist = self.make_posterior()
+        return self.posterior_dist.head(features, dtype=HEAD)
+
+    def build_extra(self, parts: dict) -> None:
+        if not hasattr(self, "posterior_dist"):  # the encoder came from a file
+            self.posterior_dist = self.make_posterior()
+        self.prior = self.make_prior(parts.pop("prior", None))
+        if not self.prior.closed_form_kl:  # the metrics say that the KL is a Monte Carlo estimate
+            self.metric_names = tuple(self.prior.kl_metric if m == "kl" else m for m in self.metric_names)
+
+    @property
+    def extra_parts(self) -> dict:
+        return {"prior": self.prior.layer} if self.prior.layer is not None else {}
+
+    @classmethod
+    def extra_part_names(cls, config) -> tuple:
+        return ("prior",)
+
+    @property
+    def samples(self) -> int:
+        return int(self.config.options[self.samples_option])
+
+    def family_noise(self, batch_size: int, seed_a, seed_b) -> dict:
+        return {"eps": tf.random.stateless_normal([batch_size, self.samples, self.config.latent_dim], seed_b)}
+
+    def elbo(self, x, eps, training=True) -> dict:
+        """E_q[log p(x|z)] - KL(q(z|x) || p(z)) and its terms, per example (tfvae.objectives.elbo)."""
+        from tfvae.objectives import elbo
+
+        return elbo(self.encoder, self.decoder, self.likelihood, self.prior, x, eps, training, self.posterior_dist)
+
+    def log_importance_weights(self, x, eps, training=True):
+        """log p(x|z_i) + log p(z_i) - log q(z_i|x), shape (batch, k) (tfvae.objectives)."""
+        from tfvae.objectives import log_importance_weights
+
+        return log_importance_weights(self.encoder, self.decoder, self.likelihood, self.prior, x, eps, training,
+                                      self.posterior_dist)
+
+    # ------------------------------------------------------------------ using a model
+    def code(self, encoder_outputs):
+        return self.posterior_dist.mean(encoder_outputs)
+
+    def posterior(self, x):
+        """q(z|x) as a tfd distribution."""
+        return self.posterior_dist.distribution(self.encoder(x, training=False))
+
+    def sample(self, n: int, seed, mean: bool = True):
+        """n images from the prior: pixel means, or images sampled from p(x|z) when mean=False."""
+        seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int32), 2)
+        z = self.prior.sample(n, seeds[0])
+        if mean:
+            return self.decode_mean(z)
+        return self.decode(z).sample(seed=seeds[1])
+
+    def reference_codes(self, n: int, seed: int) -> np.ndarray:
+        """n draws from the prior (numpy), as the edge runner draws them."""
+        from tfvae.export.tflite import draw_prior
+
+        return draw_prior(self.prior.mixture(), n, seed)
+
+    def held_out_terms(self, x, seed, samples: int = 1) -> dict:
+        eps = tf.random.stateless_normal([tf.shape(x)[0], samples, self.config.latent_dim], seed)
+        terms = self.elbo(x, eps)
+        return {**terms, "score": -terms["elbo"]}
+
+    # ------------------------------------------------------------------ pictures and export
+    def epoch_image(self, images, seed) -> np.ndarray:
+        from tfvae import images as img
+
+        return img.grid(self.sample(64, seed).numpy())
+
+    def export_endpoints(self) -> dict:
+        from tfvae.export.savedmodel import SCORE_SEED
+
+        endpoints = super().export_endpoints()
+        images = endpoints["serving_default"][1]
+
+        def sample(n):
+            z = self.prior.sample_in_graph(n)
+            return {"images": self.decode_mean(z), "z": z}
+
+        def score(images):
+            eps = tf.random.stateless_normal([tf.shape(images)[0], 1, self.config.latent_dim], SCORE_SEED)
+            return {"score": -self.elbo(images, eps)["elbo"]}
+
+        endpoints["sample"] = (sample, [tf.TensorSpec([], tf.int32, name="n")])
+        endpoints["score"] = (score, images)
+        return endpoints
