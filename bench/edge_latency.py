@@ -45,11 +45,11 @@ def main():
 
     import tfvae
     from tfvae.export.exporter import export_run
-    from tfvae.export.tflite import LiteDecoder, latency_per_sample, prior_z
+    from tfvae.export.tflite import LiteDecoder, latency_per_sample
 
     trained = tfvae.load(args.run_dir)
     d = trained.config.latent_dim
-    z = prior_z(d, 256, 7)
+    z = trained.model.reference_codes(256, 7)
     rows = []
     with tempfile.TemporaryDirectory() as out:
         with captured_output():

@@ -30,11 +30,10 @@ def main():
 
     import_tensorflow_quietly()
     import tfvae
-    from tfvae.data import load_splits
     from tfvae.evaluation import DEFAULT_BATCH, log_likelihood, step_shape
 
     trained = tfvae.load(args.run_dir)
-    x = load_splits(trained.config, max_test_examples=args.images).test
+    x = trained.splits().test[:args.images]
     batch, chunk = step_shape(trained.config.network, args.batch_size or DEFAULT_BATCH, args.chunk, args.jit)
     log_likelihood(trained.model, x[:batch], k=min(args.k, 2 * chunk), batch_size=batch, chunk=chunk, jit=args.jit)
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ from tfvae import config as C
 
 from tfvae import models
 
-D = C.Config()  # the defaults, shown in --help
+D = C.make_config({})  # the defaults, shown in --help
 FAMILY_OPTIONS = models.all_options()
 
 

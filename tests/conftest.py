@@ -53,4 +53,210 @@ def fashion_mnist():
     return FASHION_MNIST
 
 
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, bars_npz):
+    """Small runs of 2 epochs on the bars, trained once for the evaluation, picture and score tests."""
+    from tfvae.cli.main import main
+
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, args in {"vae2": ["-m", "vae", "-z", "2"], "ae": ["-m", "ae", "-z", "3"],
+                       "dae": ["-m", "dae", "-z", "3"], "vae1": ["-m", "vae", "-z", "1"],
+                       "vae5": ["-m", "vae", "-z", "5"],
+                       "vae2-noval": ["-m", "vae", "-z", "2", "--validation-split", "0"]}.items():
+        with pytest.raises(SystemExit) as e:
+            main(["fit", "-d", bars_npz, "-o", str(root / name), "--hidden", "32", "-b", "64", "-e", "2", "-q", *args])
+        assert e.value.code == 0
+        out[name] = root / name
+    return out
+
+
 SMALL = dict(hidden="32", latent_dim=4, batch_size=64, epochs=1, validation_split=0.1)
+SMALL_ARGS = ["--hidden", "32", "--latent-dim", "4", "--batch-size", "64", "--epochs", "1", "-q"]
+
+
+# ------------------------------------------------------------------------------------ the command line
+def run_cli(capsys, *args):
+    """Runs `tfvae ARGS` in this process: (exit status, stdout, stderr)."""
+    from tfvae.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(map(str, args)))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def one_error_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert lines[0].startswith("Error: ") and "Traceback" not in err
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------ data files
+def write_idx(path, array, compress=False):
+    import gzip
+
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.tobytes()
+    if compress:
+        data = gzip.compress(data)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_idx_dir(root, n_train=20, n_test=10, compress=True, labels=True):
+    rng = np.random.default_rng(0)
+    ext = ".gz" if compress else ""
+    x_train = rng.integers(0, 256, (n_train, 8, 8))
+    x_test = rng.integers(0, 256, (n_test, 8, 8))
+    write_idx(os.path.join(root, f"train-images-idx3-ubyte{ext}"), x_train, compress)
+    write_idx(os.path.join(root, f"t10k-images-idx3-ubyte{ext}"), x_test, compress)
+    if labels:
+        write_idx(os.path.join(root, f"train-labels-idx1-ubyte{ext}"), rng.integers(0, 10, n_train), compress)
+        write_idx(os.path.join(root, f"t10k-labels-idx1-ubyte{ext}"), rng.integers(0, 10, n_test), compress)
+    return x_train, x_test
+
+
+def closed_port():
+    """A local port where nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------ exact models
+# Probabilistic PCA: p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I). log p(x) is exact:
+# x ~ N(b, W W^T + s^2 I). With W's columns orthogonal the true posterior is diagonal, so a
+# diagonal q can equal it exactly.
+D, K_LAT, S = 6, 3, 0.5
+
+
+def ppca():
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(D, K_LAT)))
+    w = (q * np.array([2.0, 1.2, 0.7])).astype(np.float64)  # orthogonal columns
+    b = rng.normal(size=D) * 0.3
+    return w, b
+
+
+def linear_decoder(w, b):
+    import keras
+
+    z = keras.Input((K_LAT,))
+    dense = keras.layers.Dense(D, kernel_initializer=keras.initializers.Constant(w.T.astype(np.float32)),
+                               bias_initializer=keras.initializers.Constant(b.astype(np.float32)))
+    return keras.Model(z, {"loc": keras.layers.Reshape((D, 1, 1))(dense(z))})
+
+
+def exact_posterior_encoder(w, b, shift=0.0, scale_factor=1.0):
+    """q(z|x) = the exact posterior (shift=0, scale_factor=1), or a deliberately worse one."""
+    import keras
+
+    precision = np.eye(K_LAT) + w.T @ w / S**2  # diagonal, since W^T W is
+    cov = np.linalg.inv(precision)
+    m = cov @ w.T / S**2  # posterior mean = m (x - b)
+    x = keras.Input((D, 1, 1))
+    flat = keras.layers.Flatten()(x)
+    loc = keras.layers.Dense(K_LAT, kernel_initializer=keras.initializers.Constant(m.T.astype(np.float32)),
+                             bias_initializer=keras.initializers.Constant((-(m @ b) + shift).astype(np.float32)))(flat)
+    std = np.sqrt(np.diag(cov)) * scale_factor
+    scale = keras.layers.Dense(K_LAT, kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(std.astype(np.float32)))(flat)
+    return keras.Model(x, {"loc": loc, "scale": scale})
+
+
+def ppca_data(w, b, n=64):
+    """(x, exact log p(x)) of n draws from the PPCA model."""
+    import math
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(n, K_LAT))
+    x = z @ w.T + b + S * rng.normal(size=(n, D))
+    cov = w @ w.T + S**2 * np.eye(D)
+    diff = x - b
+    _, logdet = np.linalg.slogdet(cov)
+    log_px = -0.5 * (D * math.log(2 * math.pi) + logdet + np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff))
+    return x.reshape(n, D, 1, 1).astype(np.float32), log_px
+
+
+def analytic_elbo(encoder, w, b, x):
+    """E_q[log p(x|z)] - KL in closed form for the linear-Gaussian decoder."""
+    import math
+
+    out = encoder(x)
+    mu, sd = out["loc"].numpy().astype(np.float64), out["scale"].numpy().astype(np.float64)
+    xf = x.reshape(len(x), D).astype(np.float64)
+    resid = xf - mu @ w.T - b
+    trace = np.einsum("ij,nj->n", w**2, sd**2)  # tr(W diag(sd^2) W^T)
+    expected_loglik = -0.5 * D * math.log(2 * math.pi * S**2) - (np.sum(resid**2, 1) + trace) / (2 * S**2)
+    kl = -0.5 * np.sum(1 + np.log(sd**2) - mu**2 - sd**2, axis=1)
+    return expected_loglik - kl
+
+
+def ppca_model(w, b, **q):
+    """A vae of tfvae.models whose networks are the PPCA's exact (or a worse) posterior and decoder."""
+    from tfvae import models
+    from tfvae.config import make_config
+
+    config = make_config(dict(model="vae", likelihood="gaussian", gaussian_variance="fixed", gaussian_scale=S,
+                              latent_dim=K_LAT, binarize="none"))
+    return models.build(config, (D, 1, 1), parts={"encoder": exact_posterior_encoder(w, b, **q),
+                                                   "decoder": linear_decoder(w, b)})
+
+
+def family_model(**options):
+    """A small model of any family (tfvae.models.build), its weights seeded."""
+    import keras
+
+    from tfvae import models
+    from tfvae.config import make_config
+
+    config = make_config({"hidden": "8", "latent_dim": 3, **options})
+    keras.utils.set_random_seed(0)
+    return models.build(config, FAMILY_SHAPE)
+
+
+FAMILY_SHAPE = (6, 6, 1)
+
+
+def family_images(n=5, seed=0, binary=False):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *FAMILY_SHAPE)).astype(np.float32)
+    return (x > 0.5).astype(np.float32) if binary else x
+
+
+def bce(x, logits):
+    """The course's summed cross-entropy, in float64."""
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    return -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
+
+
+DOCS_EXAMPLE = "vae-mog"
+
+
+@pytest.fixture(scope="module")
+def docs_example():
+    """The family of docs/examples/mixture_prior.py, registered for the tests of one module and
+    unregistered after them, so that the other modules see the package's families only."""
+    yield register_docs_example()
+    from tfvae import models
+
+    models.FAMILIES.pop(DOCS_EXAMPLE, None)
+    sys.modules.pop("mixture_prior", None)
+
+
+def register_docs_example():
+    """Imports docs/examples/mixture_prior.py (once), which registers its family `vae-mog`."""
+    import importlib.util
+
+    if "mixture_prior" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("mixture_prior",
+                                                      os.path.join(ROOT, "docs", "examples", "mixture_prior.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["mixture_prior"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["mixture_prior"]

@@ -15,25 +15,7 @@ from tfvae.cli.main import main
 from tfvae.errors import ConfigError
 from tfvae.rundir import RunDir
 
-from conftest import ROOT
-
-SMALL_ARGS = ["--hidden", "32", "--latent-dim", "4", "--batch-size", "64", "--epochs", "1", "-q"]
-
-
-def run_cli(capsys, *args):
-    """Runs `tfvae ARGS` in this process: (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(map(str, args)))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def one_error_line(err):
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
-    assert lines[0].startswith("Error: ") and "Traceback" not in err
-    return lines[0]
-
+from conftest import ROOT, SMALL_ARGS, closed_port, make_idx_dir, one_error_line, run_cli
 
 MODEL_ARGS = {
     "ae": [],
@@ -95,8 +77,6 @@ def test_progress_bar_and_info_json(capsys, tmp_path, bars_npz):
 
 # ------------------------------------------------------------------------------------ bad input
 def _idx_dir(tmp_path, corrupt=None):
-    from test_data import make_idx_dir
-
     d = tmp_path / "idx"
     d.mkdir()
     make_idx_dir(d, n_train=80, n_test=20)
@@ -177,9 +157,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(capsys, tmp_path, monkey
 
     if case in NEEDS_OFFLINE and network_reachable():
         # a machine with internet: route downloads through a proxy port where nothing listens
-        from test_data import _closed_port
-
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
     (tmp_path / "afile").write_text("x")
     args, message = BAD_INPUTS[case]
     out = tmp_path / "run"
@@ -250,9 +228,7 @@ def test_console_entry_point_prints_one_line_for_bad_input(tmp_path):
     from tfvae.data.tfds_source import network_reachable
 
     if network_reachable():  # a machine with internet: a proxy port where nothing listens
-        from test_data import _closed_port
-
-        env["HTTPS_PROXY"] = f"http://127.0.0.1:{_closed_port()}"
+        env["HTTPS_PROXY"] = f"http://127.0.0.1:{closed_port()}"
     proc = subprocess.run([*cmd, "fit", "-d", "mnist", "-o", str(tmp_path / "r"), "--data-dir", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 1 and "network is unreachable" in one_error_line(proc.stderr)

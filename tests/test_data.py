@@ -12,28 +12,7 @@ from tfvae.data import as_float, load_source, parse_source, prepare
 from tfvae.data.idx import read_idx
 from tfvae.errors import DataError, NetworkError
 
-
-def write_idx(path, array, compress=False):
-    array = np.asarray(array, np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    data = header + array.tobytes()
-    if compress:
-        data = gzip.compress(data)
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def make_idx_dir(root, n_train=20, n_test=10, compress=True, labels=True):
-    rng = np.random.default_rng(0)
-    ext = ".gz" if compress else ""
-    x_train = rng.integers(0, 256, (n_train, 8, 8))
-    x_test = rng.integers(0, 256, (n_test, 8, 8))
-    write_idx(os.path.join(root, f"train-images-idx3-ubyte{ext}"), x_train, compress)
-    write_idx(os.path.join(root, f"t10k-images-idx3-ubyte{ext}"), x_test, compress)
-    if labels:
-        write_idx(os.path.join(root, f"train-labels-idx1-ubyte{ext}"), rng.integers(0, 10, n_train), compress)
-        write_idx(os.path.join(root, f"t10k-labels-idx1-ubyte{ext}"), rng.integers(0, 10, n_test), compress)
-    return x_train, x_test
+from conftest import closed_port, make_idx_dir
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -180,12 +159,6 @@ def test_tfds_path_with_mock_data(monkeypatch):
     assert data.x_train.dtype == np.uint8
 
 
-def _closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_reachability_probe_follows_the_proxy(monkeypatch):
     from tfvae.data.tfds_source import network_reachable
 
@@ -194,7 +167,7 @@ def test_reachability_probe_follows_the_proxy(monkeypatch):
         server.listen()
         monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.getsockname()[1]}")
         assert network_reachable(timeout=2.0)
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")  # nothing listens there
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")  # nothing listens there
     assert not network_reachable(timeout=2.0)
 
 
@@ -203,7 +176,7 @@ def test_tfds_download_offline_fails_fast_with_the_offline_sources(tmp_path, mon
 
     if network_reachable():
         # a machine with internet: route downloads through a proxy port where nothing listens
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{closed_port()}")
     t0 = time.time()
     with pytest.raises(NetworkError, match="network is unreachable.*idx:DIR.*npz:FILE.*folder:DIR"):
         load_source("mnist", data_dir=str(tmp_path))

@@ -34,7 +34,7 @@ HELD_OUT_AUC_BOUND = 0.70
 
 def score_held_out(capsys, tmp_path, fashion_mnist):
     """Trains without HELD_OUT_CLASS through the command line, scores the test set; the AUC."""
-    from test_cli import run_cli
+    from conftest import run_cli
 
     run = tmp_path / "held-out"
     code, _, err = run_cli(capsys, "fit", "-d", f"idx:{fashion_mnist}", "--exclude-classes", HELD_OUT_CLASS,

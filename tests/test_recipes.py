@@ -12,7 +12,7 @@ from tfvae.recipes import available, load_recipe
 from tfvae.rundir import RunDir
 from tfvae.training import learning_rate_for
 
-from test_cli import run_cli
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("name", sorted(available()))

@@ -32,7 +32,6 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "iwae")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid", "swish", "gated")
 JIT_CHOICES = ("auto", "on", "off")
-DEFAULT_MODEL = "vae"
 
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
@@ -157,7 +156,7 @@ class Config:
     `config.latent_dim` is `config.architecture.latent_dim`, `config.beta` is `config.options["beta"]`.
     """
 
-    model: str = DEFAULT_MODEL
+    model: str = ""  # make_config fills in the registry's default family
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     architecture: ArchitectureConfig = dataclasses.field(default_factory=ArchitectureConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
@@ -346,7 +345,7 @@ def make_config(values: Mapping[str, Any], *, where: str = "options") -> Config:
             f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}; "
             f"known options: {', '.join(sorted(known))}"
         )
-    model = values.pop("model", DEFAULT_MODEL)
+    model = values.pop("model", registry.DEFAULT)
     family = registry.get(model)  # an unknown family is an error, never a fallback
     if "hidden" in values:
         values["hidden"] = parse_hidden(values["hidden"])

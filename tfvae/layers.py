@@ -110,3 +110,49 @@ class DiagonalGaussian(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "min_scale": self.min_scale}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Parameters(keras.layers.Layer):
+    """Free variables that belong to no network (a learned prior's means and scales, pseudo-inputs),
+    held by a Keras layer so that model files, checkpoints and exports carry them with the rest.
+
+    `layer["loc"]` is the variable named loc. Called on a tensor, the layer returns it unchanged:
+    a family puts it in its Keras model's graph only so that the model saves it.
+
+    Args:
+      shapes: {name: shape} of the variables.
+      initializers: {name: a Keras initializer or its name/config}; zeros where not given.
+
+    Example:
+      >>> p = Parameters({"loc": (10, 2)}, {"loc": "random_normal"}, name="prior")
+      >>> p["loc"].shape
+      (10, 2)
+    """
+
+    def __init__(self, shapes: dict, initializers: dict = None, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.shapes = {name: tuple(int(d) for d in shape) for name, shape in shapes.items()}
+        self.initializers = {name: keras.initializers.serialize(keras.initializers.get(init))
+                             for name, init in (initializers or {}).items()}
+        for name, shape in self.shapes.items():
+            init = keras.initializers.get(self.initializers.get(name, "zeros"))
+            # an attribute each, so that checkpoints track the variable (as Dense's kernel)
+            setattr(self, f"parameter_{name}", self.add_weight(name=name, shape=shape, initializer=init))
+        self.built = True
+
+    def __getitem__(self, name):
+        if name not in self.shapes:
+            raise KeyError(f"{self.name} has no parameter {name!r}; it has {', '.join(self.shapes)}")
+        return getattr(self, f"parameter_{name}")
+
+    def call(self, x):
+        return tf.identity(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "shapes": {k: list(v) for k, v in self.shapes.items()},
+                "initializers": self.initializers}

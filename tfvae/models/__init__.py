@@ -24,6 +24,7 @@ __all__ = ["Family", "Autoencoder", "Variational", "register", "families", "name
 
 # The course's order, for listings; families in other files follow in the order they register.
 COURSE_ORDER = ("ae", "sae", "dae", "cae", "vae", "iwae")
+DEFAULT = "vae"  # `tfvae fit` without --model
 _discovered = False
 
 

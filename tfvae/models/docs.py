@@ -21,13 +21,19 @@ def describe(family) -> str:
 
 
 def family_table() -> str:
-    """docs/MODELS.md: one row per registered family (`tfvae models --markdown` prints it)."""
+    """docs/MODELS.md: one row per family of the tfvae.models package (`tfvae models --markdown`)."""
     from tfvae import models
+
+    def cell(text):
+        return str(text).replace("|", "\\|")
 
     out = ["# Model families", "",
            "Generated from the registry by `tfvae models --markdown`; a test checks that this file is current.",
+           "`tfvae models NAME` shows a family's options with their help.",
            "", "| `--model` | what it is | metrics | options (default) |", "| --- | --- | --- | --- |"]
     for name, family in models.families().items():
+        if not family.__module__.startswith("tfvae.models."):
+            continue  # a family registered from elsewhere documents itself
         options = ", ".join(f"`{option_name(o.name)}` ({o.default})" for o in family.options)
-        out.append(f"| `{name}` | {family.summary} | {', '.join(family.metric_names)} | {options} |")
+        out.append(f"| `{name}` | {cell(family.summary)} | {', '.join(family.metric_names)} | {options} |")
     return "\n".join(out) + "\n"

@@ -53,7 +53,7 @@ class Prior:
 
     def sample(self, n: int, seed):
         """n draws z ~ p(z), shape (n, latent_dim), a function of the stateless `seed` alone."""
-        return self.distribution().sample(n, seed=tf.convert_to_tensor(seed))
+        return self.distribution().sample(n, seed=tf.cast(tf.convert_to_tensor(seed), tf.int32))
 
     def sample_in_graph(self, n):
         """n draws with TensorFlow's stateful random ops (no seed): for the exported samplers,

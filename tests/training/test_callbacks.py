@@ -11,7 +11,7 @@ import pytest
 import tfvae
 from tfvae.errors import ConfigError
 from tfvae.rundir import RunDir
-from tfvae.training import EarlyStopping
+from tfvae.training.callbacks import EarlyStoppingState as EarlyStopping
 
 # A wide network on 256 training images overfits within a few dozen epochs.
 OVERFIT = dict(hidden="256", latent_dim=16, batch_size=16, validation_split=0.5, learning_rate=0.01,

@@ -1,0 +1,88 @@
+"""Anomaly scores: ROC AUC and thresholds, the score command and its Python twin."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfvae.anomaly import best_threshold, roc_auc
+
+from conftest import one_error_line, run_cli
+
+
+def test_roc_auc_and_threshold():
+    assert roc_auc([1, 2, 3, 4], [False, False, True, True]) == 1.0
+    assert roc_auc([4, 3, 2, 1], [False, False, True, True]) == 0.0
+    assert roc_auc([1, 1, 1, 1], [False, True, False, True]) == 0.5
+    assert roc_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
+    t = best_threshold(np.array([1.0, 2.0, 3.0, 10.0, 11.0]), np.array([False, False, False, True, True]))
+    assert 3.0 <= t < 10.0
+
+
+
+
+def test_score_command_writes_one_score_per_image(capsys, tmp_path, runs):
+    out = tmp_path / "s.csv"
+    code, stdout, err = run_cli(capsys, "score", runs["vae2"], "-o", out, "--normal-class", "0,1,2,3")
+    assert code == 0, err
+    lines = out.read_text().splitlines()
+    assert lines[0] == "index,label,score,anomaly,flagged" and len(lines) == 1 + 128
+    assert "ROC AUC (test)" in stdout
+
+
+def test_score_without_a_validation_split_gives_the_auc_and_no_threshold(capsys, tmp_path, runs):
+    out = tmp_path / "s.csv"
+    code, stdout, err = run_cli(capsys, "score", runs["vae2-noval"], "-o", out, "--normal-class", "0,1,2,3",
+                                "--json", tmp_path / "s.json")
+    assert code == 0, err
+    assert "ROC AUC (test)" in stdout and "threshold: none, the run has no validation split" in stdout
+    lines = out.read_text().splitlines()
+    assert lines[0] == "index,label,score,anomaly" and len(lines) == 1 + 128
+    sep = json.loads((tmp_path / "s.json").read_text())["separation"]
+    assert "threshold" not in sep
+    # the AUC of the CSV's own scores and labels, counted pair by pair: P(anomaly scores above normal)
+    rows = [line.split(",") for line in lines[1:]]
+    pos = np.array([float(r[2]) for r in rows if r[3] == "1"])
+    neg = np.array([float(r[2]) for r in rows if r[3] == "0"])
+    pairs = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    assert len(pos) and len(neg) and sep["roc_auc"] == pytest.approx(pairs.mean())
+
+
+def test_python_score_matches_the_command_and_classes_resolve(capsys, tmp_path, runs):
+    import tfvae
+    from tfvae.anomaly import anomaly_classes
+    from tfvae.data import load_splits
+    from tfvae.errors import TfvaeError
+
+    out = tmp_path / "s.csv"
+    code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", out, "--anomaly-class", "4,5")
+    assert code == 0, err
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    trained = tfvae.load(runs["vae2"])
+    test = load_splits(trained.config, class_filter=False).test
+    np.testing.assert_allclose(trained.score(test), [float(r[2]) for r in rows], rtol=0, atol=2e-6)
+    assert [r[3] for r in rows] == [str(int(r[1] in ("4", "5"))) for r in rows]
+    labels = np.array([3, 0, 7, 3, 5])
+    assert anomaly_classes(labels, normal=[0, 3]) == [5, 7]
+    assert anomaly_classes(labels, anomalous=[7, 5, 7]) == [5, 7]
+    for kwargs, message in ((dict(normal=[0, 9]), r"class\(es\) \[9\] do not occur; the labels are 0, 3, 5, 7"),
+                            (dict(), "either the normal classes or the anomaly classes"),
+                            (dict(normal=[0], anomalous=[3]), "not both")):
+        with pytest.raises(TfvaeError, match=message):
+            anomaly_classes(labels, **kwargs)
+
+
+def test_score_refuses_a_split_without_both_kinds(capsys, tmp_path, runs):
+    code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", tmp_path / "s.csv", "--normal-class", "0,1,2,3,4,5,6,7")
+    assert code != 0 and "has no anomalous images" in one_error_line(err)
+    code, _, err = run_cli(capsys, "score", runs["vae2"], "-o", tmp_path / "s.csv", "--normal-class", "x")
+    assert code != 0 and "--normal-class must be integers" in one_error_line(err)
+
+
+def test_score_separates_a_held_out_class_of_real_fashion_mnist(capsys, tmp_path, fashion_mnist):
+    from test_realdata import HELD_OUT_AUC_BOUND, HELD_OUT_CLASS, score_held_out
+
+    auc = score_held_out(capsys, tmp_path, fashion_mnist)
+    assert auc > HELD_OUT_AUC_BOUND, f"class {HELD_OUT_CLASS} held out: AUC {auc:.3f}"
+
+
