@@ -214,7 +214,7 @@ def recipes(name):
       tfvae recipes fmnist-vae
       tfvae fit --config fmnist-vae --dataset idx:/usr/share/datasets/fashion-mnist
     """
-    from tfvae.recipes import available, recipe_path
+    from tfvae.recipes import available, load_recipe, recipe_path
 
     if name:
         with open(recipe_path(name), encoding="utf-8") as f:
@@ -222,8 +222,10 @@ def recipes(name):
         return
     shipped = available()
     width = max(map(len, shipped)) if shipped else 0
+    families = {recipe: models.get(load_recipe(recipe).get("model", models.DEFAULT)).name for recipe in shipped}
+    family_width = max(map(len, families.values())) if families else 0
     for recipe, description in shipped.items():
-        click.echo(f"{recipe:<{width}}  {description}")
+        click.echo(f"{recipe:<{width}}  {families[recipe]:<{family_width}}  {description}")
 
 
 @click.command("models")
@@ -240,7 +242,11 @@ def models_command(name, markdown):
     from tfvae.models.docs import family_table, describe
 
     if name:
+        from tfvae.recipes import available, load_recipe
+
         click.echo(describe(models.get(name)))
+        own = [r for r in available() if load_recipe(r).get("model", models.DEFAULT) == name]
+        click.echo(f"  recipes: {', '.join(own) if own else '(none)'}")
     elif markdown:
         click.echo(family_table(), nl=False)
     else:

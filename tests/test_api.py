@@ -25,3 +25,22 @@ def test_python_api_mirrors_the_cli(bars_npz, tmp_path):
     np.testing.assert_allclose(q.mean().numpy(), z, rtol=1e-6)
     # a loaded model reproduces the trained one's outputs
     np.testing.assert_allclose(tfvae.load(result.run_dir).reconstruct(x), r, rtol=1e-6)
+
+
+def test_evaluation_pictures_and_scores_share_one_loading_of_the_data(bars_npz, tmp_path, monkeypatch):
+    import tfvae.data as data
+    from tfvae import pictures
+    from tfvae.evaluation import evaluate
+
+    result = tfvae.fit(bars_npz, out=str(tmp_path / "once"), progress=False, **SMALL)
+    trained = tfvae.load(result.run_dir)
+    calls = []
+    real = data.load_source
+    monkeypatch.setattr(data, "load_source", lambda *a, **k: calls.append(a) or real(*a, **k))
+    evaluate(trained, k=10, max_test_examples=8)
+    pictures.reconstruct(trained, trained.splits().test[:4], str(tmp_path / "r.png"))
+    trained.score(trained.splits().test[:8])
+    assert len(calls) == 1
+    trained.splits(class_filter=False)  # another protocol: loaded once more, then kept too
+    trained.splits(class_filter=False)
+    assert len(calls) == 2

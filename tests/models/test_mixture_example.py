@@ -78,3 +78,23 @@ def test_the_prior_learns_and_the_edge_runner_draws_from_it(bars_npz, tmp_path):
     np.testing.assert_allclose(np.load(out), trained.decode(z), atol=1e-5)  # the runner drew these z
     # the draws follow the mixture: their mean is the weighted mean of the components
     np.testing.assert_allclose(z.mean(0), prior["weights"] @ prior["loc"], atol=0.15)
+
+
+def test_early_stopping_keeps_the_learned_prior_of_the_best_epoch(bars_npz, tmp_path):
+    import json
+
+    import keras
+
+    from tfvae.rundir import RunDir
+
+    run = tfvae.fit(bars_npz, out=str(tmp_path / "es"), model="vae-mog", mixture_components=2, hidden="16",
+                    latent_dim=2, batch_size=64, epochs=4, early_stopping=3, learning_rate=0.01, progress=False)
+    best = json.loads(open(RunDir(run.run_dir).best_info_path).read())["epoch"]
+    trained = tfvae.load(run.run_dir)  # model.keras: the best epoch
+    held = keras.models.clone_model(trained.keras_model)
+    held.load_weights(RunDir(run.run_dir).best_weights_path)
+    prior = trained.keras_model.get_layer("prior")
+    assert [w.name for w in prior.weights] == ["logits", "loc", "raw_scale"]
+    for a, b in zip(prior.weights, held.get_layer("prior").weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert best == run.metrics["best_epoch"] >= 1

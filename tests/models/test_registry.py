@@ -103,8 +103,14 @@ def test_docs_models_md_is_the_registry_s_table(capsys):
         assert f.read() == family_table(), "regenerate it: tfvae models --markdown > docs/MODELS.md"
 
 
-def test_recipes_name_registered_families():
+def test_recipes_name_registered_families(capsys):
     from tfvae.recipes import available, load_recipe
 
     for name in available():
         assert load_recipe(name)["model"] in models.names()
+    code, out, _ = run_cli(capsys, "recipes")
+    assert code == 0
+    listed = {line.split()[0]: line.split()[1] for line in out.splitlines()}
+    assert listed == {name: load_recipe(name)["model"] for name in available()}
+    code, out, _ = run_cli(capsys, "models", "iwae")
+    assert code == 0 and "recipes: fmnist-iwae, mnist-iwae-paper" in out
