@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import tfvae
-from tfvae.cli.main import main
 from tfvae.errors import ConfigError
 from tfvae.rundir import RunDir
 

@@ -1,7 +1,6 @@
 """Data sources: IDX, npz, image folders, TFDS (mocked and offline), splits and binarization."""
 
 import gzip
-import os
 import socket
 import time
 

@@ -1,6 +1,5 @@
 """The picture commands: PNGs of the expected size, refusals of what a run cannot draw."""
 
-import numpy as np
 import pytest
 
 from conftest import one_error_line, run_cli

@@ -9,7 +9,6 @@ registered here too, so the example a reader copies is held to the same contract
 import json
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
