@@ -118,7 +118,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
         raise ValueError(f"k must be between 1 and 10^8 importance samples, got {k}")
     x = as_float(x)
     n = len(x)
-    latent = model.config.latent_dim
+    latent = model.eps_dim  # the size of one importance sample's noise
     batch_size, chunk = step_shape(model.config.network, batch_size, chunk, jit)
     n_blocks = max(1, math.ceil(min(chunk, k) / SAMPLE_BLOCK))
     total_blocks = math.ceil(k / SAMPLE_BLOCK)

@@ -105,5 +105,3 @@ def iwae_bound(log_w):
     k = tf.cast(tf.shape(log_w)[-1], log_w.dtype)
     return tf.reduce_logsumexp(log_w, axis=-1) - tf.math.log(k)
 
-
-iwae_bound_from_log_weights = iwae_bound

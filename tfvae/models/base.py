@@ -398,8 +398,14 @@ class Variational(Family):
     def samples(self) -> int:
         return int(self.config.options[self.samples_option])
 
+    @property
+    def eps_dim(self) -> int:
+        """The size of one sample's standard-normal noise eps (the latent size here; a family with
+        several stochastic layers draws them all from one eps)."""
+        return self.config.latent_dim
+
     def family_noise(self, batch_size: int, seed_a, seed_b) -> dict:
-        return {"eps": tf.random.stateless_normal([batch_size, self.samples, self.config.latent_dim], seed_b)}
+        return {"eps": tf.random.stateless_normal([batch_size, self.samples, self.eps_dim], seed_b)}
 
     def elbo(self, x, eps, training=True) -> dict:
         """E_q[log p(x|z)] - KL(q(z|x) || p(z)) and its terms, per example (tfvae.objectives.elbo)."""
@@ -437,7 +443,7 @@ class Variational(Family):
         return draw_prior(self.prior.mixture(), n, seed)
 
     def held_out_terms(self, x, seed, samples: int = 1) -> dict:
-        eps = tf.random.stateless_normal([tf.shape(x)[0], samples, self.config.latent_dim], seed)
+        eps = tf.random.stateless_normal([tf.shape(x)[0], samples, self.eps_dim], seed)
         terms = self.elbo(x, eps)
         return {**terms, "score": -terms["elbo"]}
 
@@ -458,7 +464,7 @@ class Variational(Family):
             return {"images": self.decode_mean(z), "z": z}
 
         def score(images):
-            eps = tf.random.stateless_normal([tf.shape(images)[0], 1, self.config.latent_dim], SCORE_SEED)
+            eps = tf.random.stateless_normal([tf.shape(images)[0], 1, self.eps_dim], SCORE_SEED)
             return {"score": -self.elbo(images, eps)["elbo"]}
 
         endpoints["sample"] = (sample, [tf.TensorSpec([], tf.int32, name="n")])

@@ -94,6 +94,7 @@ class EpochImages(Callback):
     def write(self, trainer, epoch: int) -> str:
         from tfvae import images as img
 
+        os.makedirs(trainer.run.images_dir, exist_ok=True)  # a run directory that lost it gets it back
         path = os.path.join(trainer.run.images_dir, f"epoch_{epoch:04d}.png")
         img.write_png(path, self.image(trainer))
         return path
