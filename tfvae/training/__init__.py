@@ -2,7 +2,7 @@
 
 - `step.py`: the pure step (chunked, XLA-fused, replica-sliced) over any model family;
 - `loop.py`: the `Trainer` (epochs, chunks, checkpoints, signals, NaN, lost workers);
-- `callbacks.py`: the per-epoch outputs (metrics.csv, TensorBoard, images, early stopping).
+- `callbacks.py`: the per-epoch outputs (TensorBoard, images, metrics.csv, early stopping, the checkpoint).
 
 `build(config, splits, run)` makes the strategy, the model (its family from the registry), the
 optimizer and the callbacks, and gives them to a `Trainer`.
@@ -40,12 +40,13 @@ def set_precision(config) -> str:
 
 
 def default_callbacks(config) -> list:
-    from tfvae.training.callbacks import EarlyStopping, EpochImages, MetricsCSV, TensorBoard
+    """The per-epoch outputs of a run, in order; the checkpoint last."""
+    from tfvae.training.callbacks import Checkpoint, EarlyStopping, EpochImages, MetricsCSV, TensorBoard
 
     callbacks = [TensorBoard(), EpochImages(config.image_every, config.epochs), MetricsCSV()]
     if config.early_stopping:
         callbacks.append(EarlyStopping(config.early_stopping, config.family.warmup_epochs(config)))
-    return callbacks
+    return callbacks + [Checkpoint()]
 
 
 def build(config, splits, run, strategy=None, progress=None, callbacks: Optional[list] = None):

@@ -1,5 +1,6 @@
-"""What the loop does at the end of an epoch, as small callbacks: metrics.csv, TensorBoard, the epoch
-picture, early stopping with its best weights. Each gets the loop (`trainer`) it serves.
+"""What the loop does at the end of an epoch, as small callbacks: TensorBoard, the epoch picture,
+metrics.csv, early stopping with its best weights, and the epoch's checkpoint, in that order.
+Each gets the loop (`trainer`) it serves.
 
     on_train_begin(trainer, rows)   rows: the metrics rows of the epochs already trained
     on_epoch_begin(trainer, epoch)  -> True to stop before training epoch `epoch` + 1
@@ -111,6 +112,18 @@ class MetricsCSV(Callback):
     def on_epoch_end(self, trainer, epoch, row, rows):
         if trainer.is_chief:
             trainer.run.write_metrics(rows)
+
+
+class Checkpoint(Callback):
+    """The epoch's checkpoint (every part of the model, the optimizer, step, epoch), written after
+    metrics.csv and best.json: a crash in between repeats the epoch, never skips it. Mid-epoch
+    checkpoints (--checkpoint-every, signals) are the loop's."""
+
+    def on_epoch_end(self, trainer, epoch, row, rows):
+        from tfvae.runtime import report_epoch_end
+
+        trainer.save_checkpoint()
+        report_epoch_end(epoch)
 
 
 class EarlyStoppingState:

@@ -2,8 +2,9 @@
 
 The `Trainer` is given the model, optimizer and strategy (tfvae.training.build makes them from a
 config) and knows no model family: it runs `TrainStep` chunks, sums the metrics the family names,
-evaluates the validation images with fixed noise, writes a checkpoint at the end of every epoch
-(and every --checkpoint-every steps), and hands each epoch's row to the callbacks.
+evaluates the validation images with fixed noise, checkpoints every --checkpoint-every steps and
+when stopped by a signal, and hands each epoch's row to the callbacks (the last of which writes
+the epoch's checkpoint).
 
 The order of examples in an epoch and every random number are functions of (seed, epoch, step),
 and the checkpoint holds the optimizer's state and the epoch's partial metric sums, so a run
@@ -28,7 +29,7 @@ import tensorflow as tf
 from tfvae.errors import Interrupted, TrainingError
 from tfvae.progress import Progress, format_metrics
 from tfvae.rundir import RunDir
-from tfvae.runtime import report_epoch_end, report_startup
+from tfvae.runtime import report_startup
 from tfvae.strategy import WorkerInfo
 from tfvae.training.step import TrainStep, seeds_for
 
@@ -274,12 +275,10 @@ class Trainer:
             self.epoch.assign(epoch + 1)
             row = self._finish_epoch(epoch + 1, sums, seconds)
             rows.append(row)
-            for callback in self.callbacks:  # metrics first: a crash before the checkpoint repeats the epoch
-                callback.on_epoch_end(self, epoch + 1, row, rows)
             self.epoch_sums.assign(tf.zeros_like(self.epoch_sums))
             self.epoch_seconds.assign(0.0)
-            self.save_checkpoint()
-            report_epoch_end(epoch + 1)
+            for callback in self.callbacks:  # metrics.csv, ..., then the epoch's checkpoint
+                callback.on_epoch_end(self, epoch + 1, row, rows)
             if any([callback.should_stop(self, epoch + 1) for callback in self.callbacks]):
                 break
         for callback in self.callbacks:
