@@ -105,6 +105,7 @@ class Family:
         self.config = config
         self.image_shape = tuple(int(d) for d in image_shape)
         self.likelihood = self.make_likelihood()
+        self.posterior_dist = self.make_posterior()
         parts = dict(parts or {})
         self.encoder = parts.pop("encoder", None) or build_encoder(config, self.image_shape, self.encoder_head)
         self.decoder = parts.pop("decoder", None) or build_decoder(config, self.image_shape, self.likelihood)
@@ -113,6 +114,10 @@ class Family:
 
     def make_likelihood(self):
         raise NotImplementedError
+
+    def make_posterior(self):
+        """q(z|x) for the variational kinds (its head ends the encoder); None for autoencoders."""
+        return None
 
     def encoder_head(self, features) -> dict:
         """The encoder's last layer(s) on the features: the outputs the family reads."""
@@ -376,12 +381,9 @@ class Variational(Family):
         return StandardNormal(self.config.latent_dim)
 
     def encoder_head(self, features) -> dict:
-        self.posterior_dist = self.make_posterior()
         return self.posterior_dist.head(features, dtype=HEAD)
 
     def build_extra(self, parts: dict) -> None:
-        if not hasattr(self, "posterior_dist"):  # the encoder came from a file
-            self.posterior_dist = self.make_posterior()
         self.prior = self.make_prior(parts.pop("prior", None))
         if not self.prior.closed_form_kl:  # the metrics say that the KL is a Monte Carlo estimate
             self.metric_names = tuple(self.prior.kl_metric if m == "kl" else m for m in self.metric_names)
