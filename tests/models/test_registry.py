@@ -114,3 +114,15 @@ def test_recipes_name_registered_families(capsys):
     assert listed == {name: load_recipe(name)["model"] for name in available()}
     code, out, _ = run_cli(capsys, "models", "iwae")
     assert code == 0 and "recipes: fmnist-iwae, mnist-iwae-paper" in out
+
+
+def test_reading_the_registry_imports_no_tensorflow():
+    import subprocess
+
+    code = ("import sys; from tfvae import models; from tfvae.config import make_config; "
+            "models.all_options(); make_config({'model': 'dae'}); import tfvae.cli.train; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'tensorflow_probability') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"  # the command line checks options before TensorFlow starts
