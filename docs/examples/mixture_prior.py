@@ -15,7 +15,6 @@ checkpoints, model.keras and the SavedModel hold them.
 import numpy as np
 
 from tfvae.config import Option
-from tfvae.layers import Parameters
 from tfvae.lazy import tf, tfd
 from tfvae.models import register
 from tfvae.models.vae import VAE
@@ -30,6 +29,8 @@ class MixtureOfGaussians(Prior):
     closed_form_kl = False
 
     def __init__(self, latent_dim: int, components: int, min_scale: float = 1e-3, layer=None):
+        from tfvae.layers import Parameters  # a Keras layer: imported when a model is built, not with the file
+
         super().__init__(latent_dim)
         self.components, self.min_scale = int(components), float(min_scale)
         self.description = f"a learned mixture of {self.components} Gaussians"
