@@ -208,9 +208,13 @@ def test_edge_runner_in_a_venv_with_only_numpy_and_litert(tmp_path, exported):
     (["--model", "tflite/decoder_int8.tflite", "--z", "missing.npy"], "cannot read --z missing.npy"),
     (["--model", "tflite/decoder_int8.tflite", "-o", "no-such-dir/s.png"], "cannot write no-such-dir/s.png"),
     (["--model", "tflite/decoder_int8.tflite", "-o", "s.jpg"], "--out must end in .png or .npy"),
+    (["--model", "tflite/decoder_int8.tflite", "--prior", "missing.json"], "cannot read the prior missing.json"),
+    (["--model", "tflite/decoder_int8.tflite", "--prior", "wide-prior.json"],
+     "does not fit the decoder's 4-dimensional codes"),
 ])
 def test_edge_runner_bad_input_is_one_line_and_writes_nothing(exported, args, message):
     _, exp = exported["vae"]
+    (exp / "wide-prior.json").write_text(json.dumps({"weights": [1.0], "loc": [[0.0] * 5], "scale": [[1.0] * 5]}))
     proc = subprocess.run([sys.executable, str(exp / "edge" / "tfvae_edge.py"), *args], capture_output=True,
                           text=True, timeout=120, cwd=exp)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
