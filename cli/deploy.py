@@ -42,9 +42,9 @@ def export(run_dir, out, name, version, quantize, force, samples, seed):
     if not trained.model.variational:
         from tfvae import models
 
-        variational = "/".join(n for n, f in models.families().items() if f.variational)
         click.echo(f"note: --model {trained.config.model} has no prior: the `sample` and `score` signatures and "
-                   f"sampler.tflite are for {variational} runs only, and are not written", err=True)
+                   f"sampler.tflite are for {'/'.join(models.variational_names())} runs only, and are not written",
+                   err=True)
     report = export_run(trained, out, name=name, version=version, force=force, quantize=quantize or VARIANTS,
                         n_eval=samples, seed=seed, log=lambda s: click.echo(f"  {s}", err=True))
     sm = report["saved_model"]

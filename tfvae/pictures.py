@@ -26,9 +26,8 @@ def _need_prior(trained, what: str):
     if not trained.model.variational:
         from tfvae import models
 
-        variational = " or ".join(n for n, f in models.families().items() if f.variational)
         raise TfvaeError(
-            f"{what} needs a {variational} run (it decodes points of the prior); "
+            f"{what} needs a {' or '.join(models.variational_names())} run (it decodes points of the prior); "
             f"{trained.run_dir} is a --model {trained.config.model} run"
         )
 

@@ -19,8 +19,8 @@ import pkgutil
 from tfvae.errors import ConfigError
 from tfvae.models.base import FAMILIES, Autoencoder, Family, Variational, register
 
-__all__ = ["Family", "Autoencoder", "Variational", "register", "families", "names", "get", "build",
-           "all_options", "families_with"]
+__all__ = ["Family", "Autoencoder", "Variational", "register", "families", "names", "variational_names", "get",
+           "build", "all_options", "families_with"]
 
 # The course's order, for listings; families in other files follow in the order they register.
 COURSE_ORDER = ("ae", "sae", "dae", "cae", "vae", "iwae")
@@ -47,6 +47,11 @@ def families() -> dict:
 
 def names() -> tuple:
     return tuple(families())
+
+
+def variational_names() -> tuple:
+    """The families with a posterior and a prior (what sampling, the manifold and log p(x) need)."""
+    return tuple(n for n, f in families().items() if f.variational)
 
 
 def get(name: str):
