@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -191,10 +192,17 @@ def info(run_dir, as_json):
     click.echo(f"trained    {len(rows)} of {config.epochs} epochs"
                + (", final model saved" if os.path.exists(run.model_path) else ""))
     click.echo("config")
-    for key, value in config.to_dict().items():
-        if isinstance(value, list):
-            value = ",".join(map(str, value))
-        click.echo(f"  {key:<20} {value}")
+    click.echo(f"  {'model':<20} {config.model}")
+    flat = config.to_dict()
+    sections = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in C.SECTIONS.items()}
+    sections[f"{config.model} options"] = list(config.options)
+    for section, keys in sections.items():
+        click.echo(f"  {section}")
+        for key in keys:
+            value = flat[key]
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
+            click.echo(f"    {key:<18} {value}")
     if last:
         click.echo(f"last epoch ({int(last['epoch'])})")
         for key, value in last.items():

@@ -42,6 +42,11 @@ def test_every_model_trains_from_the_command_line(capsys, tmp_path, bars_npz, mo
     assert os.path.isfile(run.model_path) and os.listdir(run.images_dir)
     code, stdout, _ = run_cli(capsys, "info", out)
     assert code == 0 and f"model                {model}" in stdout and "last epoch (3)" in stdout
+    # the config by concern: data, architecture, training, then the family's own options only
+    sections = [line.strip() for line in stdout.splitlines() if line.startswith("  ") and not line.startswith("   ")
+                and len(line.split()) <= 2 and not line.strip().startswith("model")]
+    assert sections[:4] == ["data", "architecture", "training", f"{model} options"]
+    assert ("    l1 " in stdout) == (model == "sae") and ("    beta " in stdout) == (model == "vae")
 
 
 @pytest.mark.parametrize("model,likelihood", [("vae", "gaussian"), ("ae", "bernoulli")])
