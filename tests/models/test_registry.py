@@ -58,6 +58,11 @@ def test_register_refuses_a_duplicate_name_and_a_clashing_option():
     with pytest.raises(ValueError, match="option 'l1'"):
         models.register(type("Clash", (AE,), {"name": "clash", "options": (Option("l1", 0.5, "other"),)}))
     assert "clash" not in models.FAMILIES
+    from tfvae.models.base import Variational
+
+    with pytest.raises(TypeError, match="model family 'half' \\(Half\\) must define objective"):
+        models.register(type("Half", (Variational,), {"name": "half", "metric_names": ("loss",)}))
+    assert "half" not in models.FAMILIES
 
 
 FAMILY_TEST = re.compile(r"model\s*(==|!=)|\.model\s+in\b|(==|!=|\bin)\s*\(?\s*[\"'](%s)[\"']"

@@ -21,6 +21,7 @@ TensorFlow (tfvae.lazy), so the command line can read the registry before Tensor
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 from typing import ClassVar
@@ -55,11 +56,14 @@ def register(cls):
             raise ValueError(f"option {option.name!r} of {name!r} differs from the one another family declares")
     if "loss" != cls.metric_names[0]:
         raise ValueError(f"{name!r}: metric_names must start with 'loss'")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise TypeError(f"model family {name!r} ({cls.__name__}) must define {', '.join(missing)}")
     FAMILIES[name] = cls
     return cls
 
 
-class Family:
+class Family(abc.ABC):
     """The base of every model family; see the module docstring for the protocol.
 
     Args:
@@ -112,16 +116,17 @@ class Family:
         self.build_extra(parts)
         self._keras_model = None
 
+    @abc.abstractmethod
     def make_likelihood(self):
-        raise NotImplementedError
+        """p(x|z): the `tfvae.probability.Likelihood` the decoder parameterises."""
 
     def make_posterior(self):
         """q(z|x) for the variational kinds (its head ends the encoder); None for autoencoders."""
         return None
 
+    @abc.abstractmethod
     def encoder_head(self, features) -> dict:
         """The encoder's last layer(s) on the features: the outputs the family reads."""
-        raise NotImplementedError
 
     def build_extra(self, parts: dict) -> None:
         """Builds (or takes from `parts`) whatever else holds variables, e.g. a learned prior."""
@@ -178,13 +183,14 @@ class Family:
             x = binarize(x, noise["binarize"])
         return self.objective(x, noise, schedule if schedule is not None else self.eval_schedule())
 
+    @abc.abstractmethod
     def objective(self, x, noise, schedule):
-        raise NotImplementedError
+        """The family's formula: (loss, metrics) per example on the (binarized) batch x."""
 
     # ------------------------------------------------------------------ using a model
+    @abc.abstractmethod
     def code(self, encoder_outputs):
         """The point an image is encoded to: the code h, or the posterior mean."""
-        raise NotImplementedError
 
     def encode(self, x):
         """The code h (autoencoders) or the posterior mean (variational families)."""
@@ -212,10 +218,10 @@ class Family:
         """n codes (numpy) the exports calibrate and measure the TFLite decoders on."""
         return np.random.default_rng(seed).standard_normal((n, self.config.latent_dim)).astype(np.float32)
 
+    @abc.abstractmethod
     def held_out_terms(self, x, seed, samples: int = 1) -> dict:
         """Per-image terms on held-out images (no training-time corruption), including `score`,
         the anomaly score (higher = explained worse). `seed` is a stateless seed tensor."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ pictures
     def reconstruction_rows(self, x, seed: int = 0) -> list:
