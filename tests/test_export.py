@@ -272,3 +272,25 @@ def test_export_readme_says_how_to_serve_and_run(exported):
         assert body["signature_name"] == sig
     assert "saved_model_cli show --dir saved_model/vae/1 --all" in text
     assert "pip install numpy ai-edge-litert" in text and "Raspberry Pi" in text and "Android" in text
+
+
+def test_a_prior_an_export_cannot_draw_from_is_one_clear_error_and_leaves_no_version(tmp_path, exported):
+    from tfvae.export.exporter import export_run
+    from tfvae.probability import Prior, standard_normal_prior
+
+    class Bare(Prior):  # no mixture(): the edge runner could not draw z (found after the SavedModel is staged)
+        def distribution(self):
+            return standard_normal_prior(self.latent_dim)
+
+        def sample_in_graph(self, n):
+            import tensorflow as tf
+
+            return tf.random.normal(tf.stack([n, self.latent_dim]))
+
+    run, _ = exported["vae"]
+    trained = tfvae.load(str(run))
+    trained.model.prior = Bare(4)
+    with pytest.raises(TfvaeError, match="not a mixture of diagonal Gaussians"):
+        export_run(trained, str(tmp_path / "exp"), name="bare", quantize=("none",), n_eval=64)
+    assert not (tmp_path / "exp" / "saved_model" / "bare").exists()
+    assert not [p for p in os.listdir(tmp_path / "exp") if p.startswith(".export-")]

@@ -68,3 +68,18 @@ def test_quantiles_and_mixture_describe_the_prior():
     m = prior.mixture()
     assert m["weights"].tolist() == [1.0] and m["loc"].shape == m["scale"].shape == (1, 3)
     assert prior.layer is None and prior.trainable_variables == []
+
+
+def test_a_prior_without_the_export_capabilities_says_what_to_add():
+    from tfvae.errors import TfvaeError
+
+    class Bare(Prior):
+        def distribution(self):
+            return standard_normal_prior(self.latent_dim)
+
+    with pytest.raises(TfvaeError, match="is not a mixture of diagonal Gaussians.*give it a mixture"):
+        Bare(2).mixture()
+    with pytest.raises(TfvaeError, match="cannot be sampled inside an exported graph.*sample_in_graph"):
+        Bare(2).sample_in_graph(3)
+    with pytest.raises(TypeError, match="distribution"):
+        type("NoDistribution", (Prior,), {})(2)  # the one member every prior must define

@@ -14,12 +14,15 @@ weights and every export hold the prior's variables with the networks'.
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
+from tfvae.errors import TfvaeError
 from tfvae.lazy import tf, tfd
 
 
-class Prior:
+class Prior(abc.ABC):
     """p(z) over `latent_dim` dimensions.
 
     Subclasses implement `distribution()` (a tfd distribution with event shape (latent_dim,)),
@@ -44,8 +47,9 @@ class Prior:
         return list(self.layer.trainable_variables) if self.layer is not None else []
 
     # ------------------------------------------------------------------ the distribution
+    @abc.abstractmethod
     def distribution(self):
-        raise NotImplementedError
+        """p(z) as a tfd distribution with event shape (latent_dim,)."""
 
     def log_prob(self, z):
         """log p(z) for z of shape (..., latent_dim)."""
@@ -58,7 +62,8 @@ class Prior:
     def sample_in_graph(self, n):
         """n draws with TensorFlow's stateful random ops (no seed): for the exported samplers,
         whose random op must be a TFLite builtin."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be sampled inside an exported graph")
+        raise TfvaeError(f"the prior {type(self).__name__} cannot be sampled inside an exported graph; give it "
+                         "a sample_in_graph(n) built from TFLite builtin random ops")
 
     def marginal_quantiles(self, probabilities, dims) -> np.ndarray:
         """The inverse CDF of p(z_j) at `probabilities` for each dimension j in `dims`: shape
@@ -90,7 +95,8 @@ class Prior:
     def mixture(self) -> dict:
         """The prior as a mixture of diagonal Gaussians, as numpy arrays: {"weights" (K,), "loc"
         (K, latent), "scale" (K, latent)}; the exports draw z on a device from it."""
-        raise NotImplementedError(f"{type(self).__name__} is not a mixture of diagonal Gaussians")
+        raise TfvaeError(f"the prior {type(self).__name__} is not a mixture of diagonal Gaussians, which the exports "
+                         "draw z on a device from; give it a mixture() of weights, loc and scale")
 
 
 class StandardNormal(Prior):
