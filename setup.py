@@ -4,7 +4,7 @@ its subpackages tfvae.cli and tfvae.export."""
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "tfvae" / "__init__.py").read_text()).group(1)
@@ -30,7 +30,8 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["tfvae", "tfvae.data", "tfvae.recipes", "tfvae.cli", "tfvae.export"],
+    # every package under tfvae/ (models, probability, training, data, recipes, ...), then cli/ and export/
+    packages=["tfvae", *(f"tfvae.{p}" for p in find_packages("tfvae")), "tfvae.cli", "tfvae.export"],
     package_dir={"tfvae": "tfvae", "tfvae.cli": "cli", "tfvae.export": "export"},
     package_data={"tfvae.recipes": ["*.json"], "tfvae.export": ["edge/*.py", "edge/*.txt"]},
     install_requires=INSTALL_REQUIRES,
