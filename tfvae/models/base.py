@@ -131,6 +131,10 @@ class Family(abc.ABC):
     def build_extra(self, parts: dict) -> None:
         """Builds (or takes from `parts`) whatever else holds variables, e.g. a learned prior."""
 
+    def initialize(self, images, seed: int) -> None:
+        """Sets variables from the training images before a new run's first step (a VampPrior's
+        pseudo-inputs); a function of (images, seed) alone. Nothing by default."""
+
     @property
     def extra_parts(self) -> dict:
         """Keras layers beyond the encoder and decoder that hold variables, by name."""
@@ -354,6 +358,11 @@ class Variational(Family):
                "or fixed.", choices=("pixel", "image", "fixed")),
         Option("gaussian_scale", 0.1, "the fixed Gaussian standard deviation."),
         Option("min_scale", 1e-3, "floor of every learned standard deviation."),
+        Option("prior", "normal", "p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior (a mixture "
+               "of the posteriors of learned pseudo-inputs).", choices=("normal", "mog", "vamp")),
+        Option("prior_components", 500, "components K of --prior mog or vamp (pseudo-inputs of the VampPrior)."),
+        Option("prior_init", "data", "the VampPrior's pseudo-inputs start as random training images or as "
+               "noise.", choices=("data", "noise")),
     )
     variational = True
     samples_option: ClassVar[str] = ""
@@ -365,6 +374,12 @@ class Variational(Family):
             if name in given and config.likelihood != "gaussian":
                 raise ConfigError(f"--{name.replace('_', '-')} applies to --likelihood gaussian; drop it or "
                                   "change the likelihood")
+        if "prior_components" in given and config.prior == "normal":
+            raise ConfigError("--prior-components is the size of --prior mog or vamp; N(0, I) has none: drop it "
+                              "or choose --prior mog or vamp")
+        if "prior_init" in given and config.prior != "vamp":
+            raise ConfigError(f"--prior-init sets the VampPrior's pseudo-inputs; --prior {config.prior} has none: "
+                              "drop it or choose --prior vamp")
         if "gaussian_scale" in given and config.gaussian_variance != "fixed":
             raise ConfigError("--gaussian-scale is the standard deviation of --gaussian-variance fixed; "
                               f"with --gaussian-variance {config.gaussian_variance} the scale is learned")
@@ -381,10 +396,24 @@ class Variational(Family):
         return DiagonalGaussianPosterior(self.config.latent_dim, self.config.min_scale)
 
     def make_prior(self, layer=None):
-        """p(z); a learned prior takes its variables from `layer` when given (a saved model)."""
-        from tfvae.probability import StandardNormal
+        """p(z) of `--prior` over the latent z (the top layer's, in a hierarchy); a learned prior
+        takes its variables from `layer` when given (a saved model)."""
+        from tfvae.probability import priors
 
-        return StandardNormal(self.config.latent_dim)
+        c = self.config
+        if c.prior == "mog":
+            return priors.MixtureOfGaussians(c.latent_dim, c.prior_components, c.min_scale, layer)
+        if c.prior == "vamp":
+            def posterior(u):
+                out = self.encoder(u)
+                return out["loc"], out["scale"]
+
+            return priors.VampPrior(c.latent_dim, c.prior_components, self.image_shape, posterior,
+                                    c.prior_init, layer)
+        return priors.StandardNormal(c.latent_dim)
+
+    def initialize(self, images, seed: int) -> None:
+        self.prior.initialize(images, seed)
 
     def encoder_head(self, features) -> dict:
         return self.posterior_dist.head(features, dtype=HEAD)

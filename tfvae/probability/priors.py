@@ -86,6 +86,10 @@ class Prior(abc.ABC):
         zs = tf.transpose(z, [1, 0, 2])  # (samples, batch, latent): q's batch axis last
         return tf.reduce_mean(q.log_prob(zs) - self.log_prob(zs), axis=0)
 
+    def initialize(self, images, seed: int) -> None:
+        """Sets the prior's variables from training images before a run's first step (the
+        VampPrior's pseudo-inputs); a function of (images, seed) alone. Nothing by default."""
+
     def kl_per_dimension(self, q):
         """KL(q_j || p_j) per latent dimension j, shape (batch, latent_dim), for factorized priors
         with a closed form; None otherwise (free bits need it)."""
@@ -132,6 +136,146 @@ class StandardNormal(Prior):
         d = self.latent_dim
         return {"weights": np.ones(1, np.float32), "loc": np.zeros((1, d), np.float32),
                 "scale": np.ones((1, d), np.float32)}
+
+
+SOFTPLUS_INVERSE_OF_1 = float(np.log(np.expm1(1.0)))  # raw scales start at softplus^-1(1): sigma = 1
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def log_mixture_of_diagonal_gaussians(z, log_weights, loc, scale):
+    """log sum_k w_k N(z; loc_k, diag(scale_k^2)) for z (..., d), log_weights (K,), loc and scale
+    (K, d): the components' log-densities summed over d, then log-sum-exp over k."""
+    diff = (z[..., None, :] - loc) / scale  # (..., K, d)
+    log_n = -0.5 * tf.reduce_sum(tf.square(diff), axis=-1) - tf.reduce_sum(tf.math.log(scale), axis=-1) \
+        - 0.5 * LOG_2PI * float(loc.shape[-1])
+    return tf.reduce_logsumexp(log_n + log_weights, axis=-1)
+
+
+class MixturePrior(Prior):
+    """A prior that is a mixture of K diagonal Gaussians (learned or computed): `components()`
+    gives (log_weights (K,), loc (K, d), scale (K, d)); log p(z), sampling in and out of a graph
+    and the export's mixture follow from it. Its KL to q has no closed form (Monte Carlo)."""
+
+    closed_form_kl = False
+
+    @abc.abstractmethod
+    def components(self):
+        """(log_weights (K,), loc (K, latent), scale (K, latent)) as tensors."""
+
+    def distribution(self):
+        log_w, loc, scale = self.components()
+        return tfd.MixtureSameFamily(tfd.Categorical(logits=log_w),
+                                     tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1))
+
+    def log_prob(self, z):
+        log_w, loc, scale = self.components()
+        return log_mixture_of_diagonal_gaussians(z, tf.nn.log_softmax(log_w), loc, scale)
+
+    def sample(self, n: int, seed):
+        log_w, loc, scale = self.components()
+        seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int32), 2)
+        k = tf.random.stateless_categorical(log_w[None], n, seeds[0], dtype=tf.int32)[0]
+        eps = tf.random.stateless_normal([n, self.latent_dim], seeds[1])
+        return tf.gather(loc, k) + tf.gather(scale, k) * eps
+
+    def sample_in_graph(self, n):
+        """A component k per draw (MULTINOMIAL), then loc_k + scale_k * eps (RANDOM_STANDARD_NORMAL):
+        TFLite builtins."""
+        log_w, loc, scale = self.components()
+        k = tf.random.categorical(log_w[None], n, dtype=tf.int32)[0]
+        eps = tf.random.normal(tf.stack([n, self.latent_dim]))
+        return tf.gather(loc, k) + tf.gather(scale, k) * eps
+
+    def mixture(self) -> dict:
+        log_w, loc, scale = self.components()
+        return {"weights": tf.nn.softmax(log_w).numpy().astype(np.float32),
+                "loc": np.asarray(loc, np.float32), "scale": np.asarray(scale, np.float32)}
+
+
+class MixtureOfGaussians(MixturePrior):
+    """p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)), pi = softmax(logits): all learned.
+
+    The means start at N(0, 1) draws, the scales at 1, the weights equal (`--prior mog`).
+    """
+
+    def __init__(self, latent_dim: int, components: int, min_scale: float = 1e-3, layer=None):
+        from tfvae.layers import Parameters  # a Keras layer: imported when a model is built
+
+        super().__init__(latent_dim)
+        self.k, self.min_scale = int(components), float(min_scale)
+        self.description = f"a learned mixture of {self.k} Gaussians"
+        k, d = self.k, self.latent_dim
+        self._layer = layer or Parameters(
+            {"logits": (k,), "loc": (k, d), "raw_scale": (k, d)},
+            {"loc": {"class_name": "RandomNormal", "config": {"stddev": 1.0}},
+             "raw_scale": {"class_name": "Constant", "config": {"value": SOFTPLUS_INVERSE_OF_1}}},
+            name="prior")
+
+    @property
+    def layer(self):
+        return self._layer
+
+    def components(self):
+        return (self._layer["logits"], self._layer["loc"],
+                tf.nn.softplus(self._layer["raw_scale"]) + self.min_scale)
+
+
+class VampPrior(MixturePrior):
+    """The VampPrior (Tomczak & Welling, 2018): p(z) = (1/K) sum_k q(z | u_k), the encoder's
+    posterior at K learned pseudo-inputs u_k (images, clipped to [0, 1] as the reference code's
+    hardtanh does).
+
+    Args:
+      latent_dim: d.
+      components: K, the number of pseudo-inputs.
+      image_shape: the shape of one pseudo-input.
+      posterior: a function u -> (loc (K, d), scale (K, d)) of q(z|u) (the family's encoder).
+      init: "data" (`initialize` puts K random training images there, plus N(0, 0.01) noise) or
+        "noise" (N(0.05, 0.01) pixels, the reference code's pseudo-input initialisation).
+    """
+
+    NOISE_MEAN, NOISE_STD = 0.05, 0.01
+
+    def __init__(self, latent_dim: int, components: int, image_shape, posterior, init: str = "data",
+                 layer=None):
+        from tfvae.layers import Parameters
+
+        super().__init__(latent_dim)
+        self.k, self.image_shape, self.init = int(components), tuple(image_shape), init
+        self.posterior = posterior
+        self.description = f"a VampPrior of {self.k} pseudo-inputs"
+        self._layer = layer or Parameters(
+            {"pseudo_inputs": (self.k, *self.image_shape)},
+            {"pseudo_inputs": {"class_name": "RandomNormal",
+                               "config": {"mean": self.NOISE_MEAN, "stddev": self.NOISE_STD}}},
+            name="prior")
+
+    @property
+    def layer(self):
+        return self._layer
+
+    def pseudo_inputs(self):
+        """u_k in [0, 1], shape (K, *image_shape)."""
+        return tf.clip_by_value(self._layer["pseudo_inputs"], 0.0, 1.0)
+
+    def components(self):
+        loc, scale = self.posterior(self.pseudo_inputs())
+        return tf.zeros([self.k], loc.dtype), loc, scale
+
+    def initialize(self, images, seed: int) -> None:
+        """With init "data": K distinct random training images (floats in [0, 1]) plus N(0, 0.01)."""
+        if self.init != "data":
+            return
+        from tfvae.data import as_float
+
+        rng = np.random.default_rng([int(seed), 7411])
+        picks = rng.choice(len(images), size=self.k, replace=self.k > len(images))
+        u = as_float(np.asarray(images[np.sort(picks)])).reshape((self.k, *self.image_shape))
+        u = u + self.NOISE_STD * rng.standard_normal(u.shape)
+        self._layer["pseudo_inputs"].assign(u.astype(np.float32))
+
+
+PRIORS = ("normal", "mog", "vamp")
 
 
 def standard_normal_prior(latent_dim: int):
