@@ -163,6 +163,8 @@ def example_requests(model) -> dict:
         "encode": {"signature_name": "encode", "inputs": {"images": image}},
         "decode": {"signature_name": "decode", "inputs": {"z": z}},
     }
+    if "decode_levels" in signature_names(model):
+        out["decode_levels"] = {"signature_name": "decode_levels", "inputs": {"z1": z, "z2": z}}
     if "sample" in signature_names(model):
         out["sample"] = {"signature_name": "sample", "inputs": {"n": 4}}
     if "score" in signature_names(model):
@@ -186,13 +188,7 @@ def readme(report: dict, model) -> str:
     int8 = report["tflite"].get("int8")
     curl = "\n".join(
         f"curl -s -d @requests/{s}.json http://localhost:8501/v1/models/{name}:predict" for s in sigs)
-    signature_rows = {
-        "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1] | `reconstructions` (N, {h}, {w}, {c}) pixel means",
-        "encode": "`images` | " + (f"`loc`, `scale` (N, {d}): q(z|x)" if model.variational else f"`code` (N, {d})"),
-        "decode": f"`z` float32 (N, {d}) | `images` (N, {h}, {w}, {c}) pixel means",
-        "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from the prior in the graph",
-        "score": "`images` | `score` (N,): negative ELBO in nats (one seeded sample; higher = more anomalous)",
-    }
+    signature_rows = model.signature_descriptions()
     table = "\n".join(f"| `{s}` | {signature_rows[s]} |" for s in sigs)
     quant = ""
     if int8:

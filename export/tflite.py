@@ -86,7 +86,7 @@ def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model_of(decode, [z_spec], [model.decoder], tmp)
+        _saved_model_of(decode, [z_spec], list(model.parts.values()), tmp)
         representative = model.reference_codes(REPRESENTATIVE_SAMPLES, seed)
         for variant in variants:
             out[variant] = _convert(tmp, variant, representative)

@@ -157,11 +157,28 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
 
 
 def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD):
-    """(number active, per-dimension Cov_x(E_q[z_j])) over images x."""
+    """(number active, per-dimension Cov_x(E_q[z_j])) over images x, for the code z (the top layer
+    of a hierarchy)."""
     means = np.concatenate([model.encode(tf.constant(as_float(x[a:b]))).numpy()
                             for a, b in _batches(len(x), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance
+
+
+def active_units_per_layer(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD) -> dict:
+    """{layer: (number active, per-dimension variance)} for a model with several stochastic layers
+    (`encode_levels`: the posterior means of each layer); empty for one layer."""
+    if not hasattr(model, "encode_levels"):
+        return {}
+    parts: dict = {}
+    for a, b in _batches(len(x), batch_size):
+        for name, v in model.encode_levels(tf.constant(as_float(x[a:b]))).items():
+            parts.setdefault(name, []).append(v.numpy())
+    out = {}
+    for name, v in sorted(parts.items()):
+        variance = np.concatenate(v).astype(np.float64).var(axis=0)
+        out[name] = (int(np.sum(variance > threshold)), variance)
+    return out
 
 
 def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, seed: int = 0,
@@ -206,7 +223,7 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         m["reconstruction"] = float(-terms["log_px_z"])
         m["log_px_z"] = float(terms["log_px_z"])
         m["kl"] = float(terms["kl"])
-        report["protocol"]["kl"] = ("closed form" if model.prior.closed_form_kl else
+        report["protocol"]["kl"] = ("closed form" if model.kl_metric == "kl" else
                                     "Monte Carlo estimate (one sample per image)")
         m["elbo"] = float(terms["elbo"])
         ll = log_likelihood(model, x, k=k, seed=seed, batch_size=batch_size, chunk=chunk, progress=progress, jit=jit)
@@ -216,6 +233,9 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         active, variance = active_units(model, x)
         m["active_units"] = active
         m["latent_dim"] = config.latent_dim
+        for name, (n_active, v) in active_units_per_layer(model, x).items():
+            m[f"active_units_{name}"] = n_active
+            report[f"posterior_mean_variance_{name}"] = [float(u) for u in v]
         if "kl_per_dim" in terms:
             report["kl_per_dim"] = [float(v) for v in terms["kl_per_dim"]]
         report["posterior_mean_variance"] = [float(v) for v in variance]
@@ -245,6 +265,8 @@ def format_report(report: dict) -> str:
             ("negative log-likelihood", f"{m['nll']:.2f} nats"),
             ("active units  (Cov_x E_q[z_j] > 0.01)", f"{m['active_units']} / {m['latent_dim']}"),
         ]
+        rows += [(f"  of {key[len('active_units_'):]}", f"{m[key]} / {m['latent_dim']}")
+                 for key in sorted(m) if key.startswith("active_units_")]
     else:
         rows.append(("reconstruction loss", f"{m['reconstruction']:.3f} per image"))
     width = max(len(r[0]) for r in rows)

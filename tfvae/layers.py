@@ -156,3 +156,50 @@ class Parameters(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "shapes": {k: list(v) for k, v in self.shapes.items()},
                 "initializers": self.initializers}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GatedConv2D(keras.layers.Layer):
+    """A gated convolution: h = conv_h(x) * sigmoid(conv_g(x)), 'same' padding (the reference
+    ConvHVAE's GatedConv2d).
+
+    Args:
+      filters, kernel_size, strides: as keras.layers.Conv2D's.
+    """
+
+    def __init__(self, filters: int, kernel_size: int, strides: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
+        conv = dict(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides, padding="same",
+                    dtype=self.dtype_policy)
+        self.linear = keras.layers.Conv2D(name="linear", **conv)
+        self.gate = keras.layers.Conv2D(activation="sigmoid", name="gate", **conv)
+
+    def build(self, input_shape):
+        self.linear.build(input_shape)
+        self.gate.build(input_shape)
+
+    def call(self, x):
+        return self.linear(x) * self.gate(x)
+
+    def compute_output_shape(self, input_shape):
+        return self.linear.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BroadcastConcat(keras.layers.Layer):
+    """[a (batch, m), b (batch, samples, n)] -> (batch, samples, m + n): a repeated along b's
+    samples axis, then concatenated (features of x shared by every sample of z2)."""
+
+    def call(self, inputs):
+        a, b = inputs
+        a = tf.broadcast_to(a[:, None, :], tf.concat([tf.shape(b)[:2], tf.shape(a)[-1:]], axis=0))
+        return tf.concat([a, tf.cast(b, a.dtype)], axis=-1)
+
+    def compute_output_shape(self, input_shapes):
+        a, b = input_shapes
+        return (b[0], b[1], a[-1] + b[-1])

@@ -102,8 +102,6 @@ class Family(abc.ABC):
 
     # ------------------------------------------------------------------ construction
     def __init__(self, config, image_shape, parts=None):
-        from tfvae.networks import build_decoder, build_encoder
-
         if config.model != self.name:
             raise ConfigError(f"a --model {config.model} config cannot build a --model {self.name} family")
         self.config = config
@@ -111,10 +109,22 @@ class Family(abc.ABC):
         self.likelihood = self.make_likelihood()
         self.posterior_dist = self.make_posterior()
         parts = dict(parts or {})
-        self.encoder = parts.pop("encoder", None) or build_encoder(config, self.image_shape, self.encoder_head)
-        self.decoder = parts.pop("decoder", None) or build_decoder(config, self.image_shape, self.likelihood)
+        self.encoder = parts.pop("encoder", None) or self.build_encoder()
+        self.decoder = parts.pop("decoder", None) or self.build_decoder()
         self.build_extra(parts)
         self._keras_model = None
+
+    def build_encoder(self):
+        """The encoder network (tfvae.networks' mlp or conv, ending in `encoder_head`)."""
+        from tfvae.networks import build_encoder
+
+        return build_encoder(self.config, self.image_shape, self.encoder_head)
+
+    def build_decoder(self):
+        """The decoder network: z -> the likelihood's parameters (tfvae.networks)."""
+        from tfvae.networks import build_decoder
+
+        return build_decoder(self.config, self.image_shape, self.likelihood)
 
     @abc.abstractmethod
     def make_likelihood(self):
@@ -256,6 +266,16 @@ class Family(abc.ABC):
             return {"images": self.decode_mean(z)}
 
         return {"serving_default": (reconstruct, [images]), "encode": (encode, [images]), "decode": (decode, [z])}
+
+    def signature_descriptions(self) -> dict:
+        """{signature: "inputs | outputs"} for the export's README (Markdown)."""
+        (h, w, c), d = self.image_shape, self.config.latent_dim
+        return {
+            "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1] | `reconstructions` (N, {h}, {w}, {c}) "
+                               "pixel means",
+            "encode": f"`images` | `code` (N, {d})",
+            "decode": f"`z` float32 (N, {d}) | `images` (N, {h}, {w}, {c}) pixel means",
+        }
 
     # ------------------------------------------------------------------ saving
     @property
@@ -420,8 +440,13 @@ class Variational(Family):
 
     def build_extra(self, parts: dict) -> None:
         self.prior = self.make_prior(parts.pop("prior", None))
-        if not self.prior.closed_form_kl:  # the metrics say that the KL is a Monte Carlo estimate
-            self.metric_names = tuple(self.prior.kl_metric if m == "kl" else m for m in self.metric_names)
+        if self.kl_metric != "kl":  # the metrics say that the KL is a Monte Carlo estimate
+            self.metric_names = tuple(self.kl_metric if m == "kl" else m for m in self.metric_names)
+
+    @property
+    def kl_metric(self) -> str:
+        """The metric name of the KL term: `kl` in closed form, `kl_mc` for a Monte Carlo estimate."""
+        return self.prior.kl_metric
 
     @property
     def extra_parts(self) -> dict:
@@ -507,3 +532,11 @@ class Variational(Family):
         endpoints["sample"] = (sample, [tf.TensorSpec([], tf.int32, name="n")])
         endpoints["score"] = (score, images)
         return endpoints
+
+    def signature_descriptions(self) -> dict:
+        (h, w, c), d = self.image_shape, self.config.latent_dim
+        return {**super().signature_descriptions(),
+                "encode": f"`images` | `loc`, `scale` (N, {d}): q(z|x)",
+                "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from the prior "
+                          f"({self.prior.description}) in the graph",
+                "score": "`images` | `score` (N,): negative ELBO in nats (one seeded sample; higher = more anomalous)"}

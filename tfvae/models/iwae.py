@@ -28,5 +28,5 @@ class IWAE(Variational):
         else:  # log q(z_i|x) - log p(z_i) = log p(x|z_i) - log w_i, over the same samples
             kl = tf.reduce_mean(log_px_z - log_w, axis=1)
         mean_log_px_z = tf.reduce_mean(log_px_z, axis=1)
-        return -bound, {"loss": -bound, "log_px_z": mean_log_px_z, self.prior.kl_metric: kl,
+        return -bound, {"loss": -bound, "log_px_z": mean_log_px_z, self.kl_metric: kl,
                         "elbo": mean_log_px_z - kl, "iwae_bound": bound}

@@ -54,5 +54,5 @@ class VAE(Variational):
         if self.config.free_bits > 0:  # each example's KL in each dimension counts at least free_bits nats
             kl = tf.reduce_sum(tf.maximum(terms["kl_per_dim"], self.config.free_bits), axis=-1)
         loss = -(terms["log_px_z"] - schedule["kl_weight"] * kl)
-        return loss, {"loss": loss, "log_px_z": terms["log_px_z"], self.prior.kl_metric: terms["kl"],
+        return loss, {"loss": loss, "log_px_z": terms["log_px_z"], self.kl_metric: terms["kl"],
                       "elbo": terms["elbo"]}
