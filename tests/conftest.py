@@ -63,7 +63,8 @@ def runs(tmp_path_factory, bars_npz):
     for name, args in {"vae2": ["-m", "vae", "-z", "2"], "ae": ["-m", "ae", "-z", "3"],
                        "dae": ["-m", "dae", "-z", "3"], "vae1": ["-m", "vae", "-z", "1"],
                        "vae5": ["-m", "vae", "-z", "5"],
-                       "vae2-noval": ["-m", "vae", "-z", "2", "--validation-split", "0"]}.items():
+                       "vae2-noval": ["-m", "vae", "-z", "2", "--validation-split", "0"],
+                       "hvae2": ["-m", "hvae", "-z", "2", "--prior", "vamp", "--prior-components", "5"]}.items():
         with pytest.raises(SystemExit) as e:
             main(["fit", "-d", bars_npz, "-o", str(root / name), "--hidden", "32", "-b", "64", "-e", "2", "-q", *args])
         assert e.value.code == 0
@@ -235,28 +236,28 @@ def bce(x, logits):
     return -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
 
 
-DOCS_EXAMPLE = "vae-mog"
+DOCS_EXAMPLE = "vae-capacity"
 
 
 @pytest.fixture(scope="module")
 def docs_example():
-    """The family of docs/examples/mixture_prior.py, registered for the tests of one module and
+    """The family of docs/examples/capacity_vae.py, registered for the tests of one module and
     unregistered after them, so that the other modules see the package's families only."""
     yield register_docs_example()
     from tfvae import models
 
     models.FAMILIES.pop(DOCS_EXAMPLE, None)
-    sys.modules.pop("mixture_prior", None)
+    sys.modules.pop("capacity_vae", None)
 
 
 def register_docs_example():
-    """Imports docs/examples/mixture_prior.py (once), which registers its family `vae-mog`."""
+    """Imports docs/examples/capacity_vae.py (once), which registers its family `vae-capacity`."""
     import importlib.util
 
-    if "mixture_prior" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("mixture_prior",
-                                                      os.path.join(ROOT, "docs", "examples", "mixture_prior.py"))
+    if "capacity_vae" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("capacity_vae",
+                                                      os.path.join(ROOT, "docs", "examples", "capacity_vae.py"))
         module = importlib.util.module_from_spec(spec)
-        sys.modules["mixture_prior"] = module
+        sys.modules["capacity_vae"] = module
         spec.loader.exec_module(module)
-    return sys.modules["mixture_prior"]
+    return sys.modules["capacity_vae"]

@@ -25,6 +25,13 @@ def _png_size(path):
     ("vae5", ["latents"], None),
     ("ae", ["latents"], None),
     ("vae2", ["curves"], None),
+    ("hvae2", ["sample", "-n", "16"], (4 * 28 + 5 * 2, 4 * 28 + 5 * 2, 1)),
+    ("hvae2", ["sample", "-n", "6", "--mean"], (2 * 28 + 3 * 2, 3 * 28 + 4 * 2, 1)),
+    ("hvae2", ["reconstruct", "-n", "5"], (2 * 28 + 3 * 2, 5 * 28 + 6 * 2, 1)),
+    ("hvae2", ["manifold", "--grid", "5"], (5 * 28, 5 * 28, 1)),
+    ("hvae2", ["interpolate", "--from", "0", "--to", "3", "--steps", "6"], (2 * 28 + 3 * 2, 6 * 28 + 7 * 2, 1)),
+    ("hvae2", ["latents"], None),
+    ("hvae2", ["curves"], None),
     ("ae", ["curves"], None),
 ])
 def test_picture_commands_write_pngs_of_the_expected_size(capsys, tmp_path, runs, run, args, shape):
@@ -40,10 +47,10 @@ def test_picture_commands_write_pngs_of_the_expected_size(capsys, tmp_path, runs
 
 
 @pytest.mark.parametrize("run,args,message", [
-    ("ae", ["manifold"], "manifold needs a vae or iwae run"),
+    ("ae", ["manifold"], "manifold needs a vae, iwae or hvae run"),
     ("vae1", ["manifold"], "manifold needs at least 2 latent dimensions"),
     ("vae1", ["latents"], "latents needs at least 2 latent dimensions"),
-    ("ae", ["sample"], "sample needs a vae or iwae run"),
+    ("ae", ["sample"], "sample needs a vae, iwae or hvae run"),
     ("ae", ["interpolate", "--from", "0", "--to", "9999"], "--to 9999 is out of range"),
     ("ae", ["sample", "-o", "x.jpg"], "must end in .png"),
 ])

@@ -26,8 +26,10 @@ def _need_prior(trained, what: str):
     if not trained.model.variational:
         from tfvae import models
 
+        names = models.variational_names()
         raise TfvaeError(
-            f"{what} needs a {' or '.join(models.variational_names())} run (it decodes points of the prior); "
+            f"{what} needs a {', '.join(names[:-1]) + ' or ' + names[-1] if len(names) > 1 else names[0]} run (it "
+            "decodes points of the prior); "
             f"{trained.run_dir} is a --model {trained.config.model} run"
         )
 

@@ -124,10 +124,10 @@ def test_recipes_name_registered_families(capsys):
 def test_reading_the_registry_imports_no_tensorflow():
     import subprocess
 
-    example = os.path.join(ROOT, "docs", "examples", "mixture_prior.py")
+    example = os.path.join(ROOT, "docs", "examples", "capacity_vae.py")
     code = ("import sys, runpy; from tfvae import models; from tfvae.config import make_config; "
             "models.all_options(); make_config({'model': 'dae'}); import tfvae.cli.train; "
-            f"runpy.run_path({example!r}); make_config({{'model': 'vae-mog'}}); "
+            f"runpy.run_path({example!r}); make_config({{'model': 'vae-capacity'}}); "
             "print(sorted(m for m in ('tensorflow', 'keras', 'tensorflow_probability') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": ROOT})

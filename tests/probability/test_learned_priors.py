@@ -1,0 +1,203 @@
+"""The learned priors (`--prior mog`, `--prior vamp`): their densities by hand, their Monte Carlo KL
+against a large-sample average, the VampPrior's pseudo-inputs, log p(x) never below the bounds
+where it is exact, and what the command line refuses."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+
+from conftest import FAMILY_SHAPE, ROOT, family_images, family_model, one_error_line, run_cli
+
+
+def _mixture_log_density(z, weights, loc, scale):
+    """log sum_k w_k N(z; loc_k, diag(scale_k^2)) in float64 numpy, z (..., d)."""
+    z = np.asarray(z, np.float64)[..., None, :]
+    loc, scale = np.asarray(loc, np.float64), np.asarray(scale, np.float64)
+    comp = -0.5 * np.sum(((z - loc) / scale) ** 2 + np.log(2 * np.pi * scale ** 2), axis=-1)
+    top = comp.max(axis=-1, keepdims=True)
+    return (top + np.log(np.sum(np.asarray(weights, np.float64) * np.exp(comp - top), axis=-1, keepdims=True)))[..., 0]
+
+
+def _vamp(**kw):
+    m = family_model(model="vae", prior="vamp", prior_components=7, **kw)
+    m.initialize(family_images(20, seed=3), seed=11)
+    return m
+
+
+def test_the_vampprior_is_the_mean_of_the_posteriors_at_its_pseudo_inputs():
+    m = _vamp()
+    u = np.clip(m.prior.layer["pseudo_inputs"].numpy(), 0, 1)
+    enc = m.encoder(u)
+    loc, scale = enc["loc"].numpy(), enc["scale"].numpy()
+    z = np.random.default_rng(0).normal(size=(4, 9, 3)).astype(np.float32) * 2
+    by_hand = _mixture_log_density(z, np.full(7, 1 / 7), loc, scale)
+    np.testing.assert_allclose(m.prior.log_prob(tf.constant(z)).numpy(), by_hand, rtol=1e-5, atol=1e-4)
+    # the same as TFP's mixture distribution, and what the exports draw from
+    np.testing.assert_allclose(m.prior.distribution().log_prob(z).numpy(), by_hand, rtol=1e-5, atol=1e-4)
+    mix = m.prior.mixture()
+    np.testing.assert_allclose(mix["weights"], np.full(7, 1 / 7), rtol=1e-6)
+    np.testing.assert_allclose(mix["loc"], loc, rtol=1e-6)
+    np.testing.assert_allclose(mix["scale"], scale, rtol=1e-6)
+
+
+def test_pseudo_inputs_start_as_training_images_or_as_noise():
+    images = family_images(20, seed=3)
+    m = _vamp()
+    u = m.prior.layer["pseudo_inputs"].numpy()
+    assert u.shape == (7, *FAMILY_SHAPE)
+    # each pseudo-input is one of the training images plus N(0, 0.01) noise, distinct images
+    nearest = [int(np.argmin(np.abs(images - v).reshape(20, -1).max(axis=1))) for v in u]
+    assert len(set(nearest)) == 7
+    residual = u - images[nearest]
+    assert 0.005 < residual.std() < 0.015 and np.abs(residual).max() < 0.06
+    np.testing.assert_array_equal(u, _vamp().prior.layer["pseudo_inputs"].numpy())  # a function of the seed
+    noise = family_model(model="vae", prior="vamp", prior_components=7, prior_init="noise")
+    noise.initialize(images, seed=11)
+    v = noise.prior.layer["pseudo_inputs"].numpy()
+    assert abs(v.mean() - 0.05) < 0.005 and abs(v.std() - 0.01) < 0.004
+
+
+def test_the_pseudo_inputs_and_the_encoder_both_learn_from_the_bound():
+    m = _vamp(mc_samples=2)
+    x = tf.constant(family_images(binary=True))
+    noise = m.draw_noise(len(x), [1, 2])
+    with tf.GradientTape() as tape:
+        loss, metrics = m.loss(x, noise, {"kl_weight": 1.0})
+        total = tf.reduce_mean(loss)
+    grad = tape.gradient(total, m.prior.layer["pseudo_inputs"])
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+    assert set(metrics) == {"loss", "log_px_z", "kl_mc", "elbo"}
+    assert m.prior.trainable_variables == [m.prior.layer["pseudo_inputs"]]
+
+
+def test_the_monte_carlo_kl_estimates_the_large_sample_average():
+    """--prior mog: KL(q || p) = E_q[log q(z) - log p(z)]; the bound's estimate over L draws against
+    the average over 400,000 independent numpy draws from q."""
+    m = family_model(model="vae", prior="mog", prior_components=4, mc_samples=4000)
+    x = tf.constant(family_images(2, binary=True))
+    noise = m.draw_noise(2, [3, 4])
+    _, metrics = m.loss(x, noise, {"kl_weight": 1.0})
+    enc = m.encoder(x)
+    loc, scale = enc["loc"].numpy().astype(np.float64), enc["scale"].numpy().astype(np.float64)
+    mix = m.prior.mixture()
+    rng = np.random.default_rng(9)
+    for i in range(2):
+        z = loc[i] + scale[i] * rng.standard_normal((400_000, 3))
+        log_q = np.sum(-0.5 * ((z - loc[i]) / scale[i]) ** 2 - np.log(scale[i]) - 0.5 * math.log(2 * math.pi), axis=1)
+        diff = log_q - _mixture_log_density(z, mix["weights"], mix["loc"], mix["scale"])
+        se = diff.std() / math.sqrt(4000)  # the standard error of the 4000-sample estimate
+        assert abs(float(metrics["kl_mc"][i]) - diff.mean()) < 4 * se
+        assert diff.mean() > 0  # a KL
+
+
+def test_the_mixture_prior_samples_follow_its_components():
+    m = family_model(model="vae", prior="mog", prior_components=3, latent_dim=2)
+    m.prior.layer["loc"].assign([[-4.0, 0.0], [4.0, 0.0], [0.0, 6.0]])
+    m.prior.layer["logits"].assign(np.log([0.2, 0.3, 0.5]))
+    z = m.prior.sample(20000, [1, 2]).numpy()
+    np.testing.assert_array_equal(z, m.prior.sample(20000, [1, 2]).numpy())
+    share = [np.mean(z[:, 0] < -2), np.mean(z[:, 0] > 2), np.mean(z[:, 1] > 3)]
+    np.testing.assert_allclose(share, [0.2, 0.3, 0.5], atol=0.02)
+    # the manifold's ticks are the mixture's marginal quantiles
+    ticks = m.prior.marginal_quantiles([0.1, 0.5, 0.9], (0, 1))
+    below = [[np.mean(z[:, j] < ticks[i, j]) for j in (0, 1)] for i in range(3)]
+    np.testing.assert_allclose(below, [[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]], atol=0.015)
+
+
+def _one_dimensional_vae(prior):
+    """A VAE on 36 binary pixels with one latent dimension: log p(x) = log int p(x|z) p(z) dz is
+    exact by quadrature on a fine grid. q(z|x) is made N(0, 3^2) for every x, wider than any
+    posterior here, so that importance sampling converges within the test's k."""
+    m = family_model(model="vae", prior=prior, latent_dim=1, hidden="6", prior_components=3)
+    if prior == "vamp":
+        m.initialize(family_images(10, seed=5), seed=1)
+    head = m.encoder.get_layer("posterior")
+    head.loc_layer.kernel.assign(np.zeros_like(head.loc_layer.kernel.numpy()))
+    head.raw_scale_layer.kernel.assign(np.zeros_like(head.raw_scale_layer.kernel.numpy()))
+    head.raw_scale_layer.bias.assign([np.log(np.expm1(3.0))])
+    return m  # (the VampPrior's components are then N(0, 3^2) too: p(z) is what prior.log_prob says)
+
+
+@pytest.mark.parametrize("prior", ["mog", "vamp"])
+def test_the_importance_sampled_log_px_is_exact_in_the_limit_and_never_below_the_elbo(prior):
+    from tfvae.evaluation import bound_metrics, log_likelihood
+
+    m = _one_dimensional_vae(prior)
+    x = family_images(3, seed=8, binary=True)
+    grid = np.linspace(-12, 12, 24001, dtype=np.float32)[:, None]
+    out = m.decoder(grid)["logits"].numpy().reshape(len(grid), -1).astype(np.float64)
+    flat = x.reshape(3, -1).astype(np.float64)
+    log_px_z = flat @ out.T - np.sum(np.logaddexp(0, out), axis=1)  # (3, grid)
+    log_pz = m.prior.log_prob(tf.constant(grid)).numpy().astype(np.float64)
+    exact = np.log(np.sum(np.exp(log_px_z + log_pz), axis=1) * (grid[1, 0] - grid[0, 0]))
+    estimate = log_likelihood(m, x, k=20000, seed=3)
+    np.testing.assert_allclose(estimate, exact, atol=0.02)
+    elbo = bound_metrics(m, x, samples=2000)["elbo"]
+    assert np.all(elbo <= exact + 1e-3) and np.all(estimate >= elbo)
+
+
+def test_the_command_line_refuses_options_the_prior_ignores(capsys, bars_npz, tmp_path):
+    cases = [
+        (["--prior-components", "5"], "--prior-components is the size of --prior mog or vamp"),
+        (["--prior", "mog", "--prior-init", "noise"], "--prior-init sets the VampPrior's pseudo-inputs"),
+        (["--prior", "vamp", "--free-bits", "0.5"], "--free-bits needs a KL per latent dimension in closed form"),
+        (["--prior", "gmm"], "'gmm' is not one of 'normal', 'mog', 'vamp'"),
+        (["--prior", "vamp", "--prior-components", "0"], "--prior-components must be an integer > 0"),
+    ]
+    for extra, message in cases:
+        code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-o", tmp_path / "x", "--epochs", "1", *extra)
+        assert code != 0 and message in one_error_line(err), (extra, err)
+
+
+def test_a_learned_prior_trains_exports_and_the_edge_runner_draws_from_it(bars_npz, tmp_path):
+    kw = dict(model="vae", prior="vamp", prior_components=6, hidden="16", latent_dim=2, batch_size=64, epochs=3,
+              learning_rate=0.01, progress=False)
+    run = tfvae.fit(bars_npz, out=str(tmp_path / "vamp"), **kw)
+    trained = tfvae.load(run.run_dir)
+    prior = trained.model.prior.mixture()
+    assert trained.model.prior.layer.name == "prior" and prior["loc"].shape == (6, 2)
+    from tfvae.export.exporter import export_run
+
+    export_run(trained, str(tmp_path / "exp"), quantize=("none",), n_eval=64)
+    out = tmp_path / "z.npy"
+    edge = os.path.join(ROOT, "export", "edge", "tfvae_edge.py")
+    proc = subprocess.run([sys.executable, edge, "--model", str(tmp_path / "exp" / "tflite" / "decoder_none.tflite"),
+                           "-n", "2000", "--seed", "4", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from tfvae.export.tflite import draw_prior
+
+    z = draw_prior(prior, 2000, 4)
+    np.testing.assert_allclose(np.load(out), trained.decode(z), atol=1e-5)  # the runner drew these z
+    np.testing.assert_allclose(z.mean(0), prior["weights"] @ prior["loc"], atol=0.15)
+    # the SavedModel's sample signature draws from the same prior inside the graph
+    saved = tf.saved_model.load(str(tmp_path / "exp" / "saved_model" / "vamp" / "1"))
+    drawn = saved.signatures["sample"](n=tf.constant(4000))["z"].numpy()
+    np.testing.assert_allclose(drawn.mean(0), z.mean(0), atol=0.15)
+    np.testing.assert_allclose(drawn.std(0), z.std(0), rtol=0.1)
+
+
+def test_early_stopping_keeps_the_learned_prior_of_the_best_epoch(bars_npz, tmp_path):
+    import json
+
+    import keras
+
+    from tfvae.rundir import RunDir
+
+    run = tfvae.fit(bars_npz, out=str(tmp_path / "es"), model="vae", prior="mog", prior_components=2, hidden="16",
+                    latent_dim=2, batch_size=64, epochs=4, early_stopping=3, learning_rate=0.01, progress=False)
+    best = json.loads(open(RunDir(run.run_dir).best_info_path).read())["epoch"]
+    trained = tfvae.load(run.run_dir)  # model.keras: the best epoch
+    held = keras.models.clone_model(trained.keras_model)
+    held.load_weights(RunDir(run.run_dir).best_weights_path)
+    prior = trained.keras_model.get_layer("prior")
+    assert [w.name for w in prior.weights] == ["logits", "loc", "raw_scale"]
+    for a, b in zip(prior.weights, held.get_layer("prior").weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert best == run.metrics["best_epoch"] >= 1
