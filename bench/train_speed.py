@@ -9,6 +9,10 @@ Adam 1e-3, batch 128.
   tfvae fit (mlp)     `tfvae fit` itself; an epoch is the wall time between two epochs' checkpoints
                       (data order, steps, metrics, the checkpoint), its steps alone printed below
   tfvae fit (conv)    `tfvae fit --network conv` (32/64 conv filters, a 400-unit layer, z = 20)
+  model families      (last; `--families-only` for it alone) every family beside the VAE with the
+                      recipes' networks (gated 300-300, z = 40, batch 100): ms per step, the step's
+                      FLOPs counted from its graph (bench/flops.py), the FLOP and time ratios to the
+                      VAE of the same network
   PyTorch eager       bench/contenders/torch_vae.py (needs `pip install torch==2.13.0`)
   Keras model.fit     bench/contenders/keras_io_vae.py: a train_step as the keras.io VAE example,
                       compiled as the example compiles it (on a CPU-only machine Keras 3 leaves
@@ -111,14 +115,79 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
 
 
+# The model families beside the VAE, with the recipes' architectures (Fashion-MNIST, batch 100,
+# gated layers of 300 units, z = 40): (row, `tfvae fit` options, training images per epoch).
+RECIPE_MLP = ["--hidden", "300,300", "--activation", "gated", "-z", "40", "-b", "100"]
+FAMILY_ROWS = [
+    ("vae (fmnist-vae)", ["-m", "vae", *RECIPE_MLP], 12000),
+    ("vae --prior mog, K = 500", ["-m", "vae", "--prior", "mog", "--prior-components", "500", *RECIPE_MLP], 12000),
+    ("vae --prior vamp, K = 500 (fmnist-vamp)", ["-m", "vae", "--prior", "vamp", *RECIPE_MLP], 12000),
+    ("hvae", ["-m", "hvae", *RECIPE_MLP], 12000),
+    ("hvae --prior vamp (fmnist-hvae-vamp)", ["-m", "hvae", "--prior", "vamp", *RECIPE_MLP], 12000),
+    ("conv vae (fmnist-conv-vae)", ["-m", "vae", "--network", "conv", "--hidden", "256", "-z", "40", "-b", "100"], 3000),
+    ("conv hvae (fmnist-convhvae)", ["-m", "hvae", "--network", "conv", *RECIPE_MLP], 1000),
+    ("conv hvae --prior vamp (fmnist-convhvae-vamp)", ["-m", "hvae", "--network", "conv", "--prior", "vamp",
+                                                       *RECIPE_MLP], 1000),
+]
+
+
+def _flops_of(extra) -> int:
+    """Training FLOPs per step of the row's model (bench/flops.py, counted from its graph)."""
+    sys.path.insert(0, ROOT)
+    from flops import step_flops
+
+    keys = {"-m": "model", "--prior": "prior", "--prior-components": "prior_components", "--hidden": "hidden",
+            "--activation": "activation", "-z": "latent_dim", "--network": "network"}
+    options = {}
+    for flag, value in zip(extra[::2], extra[1::2]):
+        if flag in keys:
+            options[keys[flag]] = int(value) if keys[flag] in ("prior_components", "latent_dim") else value
+    return step_flops(options, batch=100)
+
+
+def families(args, env_src, work):
+    """Seconds per training step of each family (metrics.csv: steps only, epochs after the first)
+    and its FLOP ratio to the VAE of the same network."""
+    rows = []
+    for label, extra, images in FAMILY_ROWS:
+        print(f"{label} ...", flush=True)
+        out = os.path.join(work, "family-" + re.sub(r"[^a-z0-9]+", "-", label))
+        run([sys.executable, "-m", "tfvae", "fit", "-d", f"idx:{args.data}", "-o", out, "--epochs",
+             str(args.family_epochs), "--validation-split", "0", "--max-train-examples", str(images), "--image-every",
+             "1000", "-q", *extra], env=env_src)
+        from tfvae.rundir import RunDir
+
+        per_step = [r["seconds"] / (images // 100) for r in RunDir(out).read_metrics()][1:]
+        rows.append({"label": label, "conv": "--network" in extra, "step": statistics.median(per_step),
+                     "flops": _flops_of(extra)})
+    print()
+    print(f"model families, batch 100, the recipes' networks; seconds per training step (median of epochs "
+          f"2..{args.family_epochs}, steps only); ratios to the VAE of the same network")
+    print()
+    print("| model | ms per step | GFLOP per step | FLOP ratio | time ratio | time ratio / FLOP ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        base = next(b for b in rows if b["conv"] == r["conv"])
+        f_ratio, t_ratio = r["flops"] / base["flops"], r["step"] / base["step"]
+        print(f"| {r['label']} | {r['step'] * 1000:.1f} | {r['flops'] / 1e9:.2f} | {f_ratio:.2f} | {t_ratio:.2f} | "
+              f"{t_ratio / f_ratio:.2f} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST IDX folder")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--conv-epochs", type=int, default=3)
-    p.add_argument("--skip", default="", help="comma-separated contenders to skip: conv,torch,keras")
+    p.add_argument("--family-epochs", type=int, default=3)
+    p.add_argument("--skip", default="", help="comma-separated contenders to skip: conv,torch,keras,families")
+    p.add_argument("--families-only", action="store_true", help="only the table of model families")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if args.families_only:
+        env_src = {"PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        print(f"machine: {machine()}", flush=True)
+        families(args, env_src, tempfile.mkdtemp(prefix="tfvae-bench-"))
+        return
 
     from tfvae.data.idx import load_idx_dir
     import numpy as np
@@ -203,6 +272,9 @@ def main():
         first = -(-468 // 20)  # the steps of tfvae's first compiled call
         print(f"tfvae start-up: the first compiled call (its {first} steps, {first / 468 * only['min']:.2f} s of "
               f"training) ended {startup:.1f} s after `tfvae fit` started (imports, data, model, tracing, XLA)")
+    if "families" not in skip:
+        print()
+        families(args, env_src, work)
 
 
 if __name__ == "__main__":

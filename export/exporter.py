@@ -1,7 +1,8 @@
 """`tfvae export`: a trained run -> a folder ready to deploy.
 
   EXPORT_DIR/saved_model/<name>/<version>/   the SavedModel, laid out as TF Serving expects
-  EXPORT_DIR/tflite/decoder_<variant>.tflite  int8, dynamic, float16, none (float32)
+  EXPORT_DIR/tflite/decoder_<variant>.tflite  int8, int16, dynamic, float16, none (float32)
+  EXPORT_DIR/tflite/compare.png               the same z through the float decoder and each variant
   EXPORT_DIR/tflite/sampler.tflite            n -> images, z drawn on the device (VAEs)
   EXPORT_DIR/edge/tfvae_edge.py               the numpy + LiteRT runner, with requirements.txt
   EXPORT_DIR/requests/<signature>.json        example REST requests
@@ -93,6 +94,14 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                 measured = tflite.measure(content, reference, z)
             variants[variant] = {"file": f"tflite/decoder_{variant}.tflite", **measured,
                                  "tensors": tflite.tensor_details(content)}
+        recommended = recommended_variant(variants)
+        if converted:
+            rows = [reference[:COMPARE_SAMPLES]]
+            for variant, content in converted.items():
+                rows.append(tflite.LiteDecoder(model_content=content)(z[:COMPARE_SAMPLES]))
+            from tfvae.images import rows_grid, write_png
+
+            write_png(os.path.join(tfl_dir, "compare.png"), rows_grid(rows))
         sampler = None
         if model.variational:
             mixture = model.prior.mixture()
@@ -121,6 +130,9 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
             "saved_model": {"name": name, "version": version, "path": f"saved_model/{name}/{version}",
                             "signatures": signature_names(model)},
             "tflite": variants,
+            "recommended_decoder": recommended,
+            "accuracy_target": ACCURACY_TARGET,
+            "compare_png": {"file": "tflite/compare.png", "rows": ["float (Keras)", *converted]} if converted else None,
             "sampler": sampler,
             "evaluated_on": f"{n_eval} " + (f"prior samples z ~ {model.prior.description}" if model.variational else
                                             "codes z ~ N(0, I)") + f", seed {seed + 1}; latency through the LiteRT "
@@ -172,12 +184,46 @@ def example_requests(model) -> dict:
     return out
 
 
+COMPARE_SAMPLES = 12  # columns of compare.png
+# a quantized decoder that looks like the float one: |error| per pixel against the float decoder
+ACCURACY_TARGET = {"mean_abs_error": 0.005, "p999_abs_error": 0.05, "max_abs_error": 0.06}
+
+
+def meets_target(measured: dict) -> bool:
+    return all(measured[k] <= v for k, v in ACCURACY_TARGET.items())
+
+
+def recommended_variant(variants: dict):
+    """The smallest decoder that meets ACCURACY_TARGET (float32 `none` meets it by construction);
+    the edge runner uses it when no --model is given. None when no variant was written."""
+    ok = [v for v, r in variants.items() if meets_target(r)]
+    if not ok:
+        return None
+    return min(ok, key=lambda v: variants[v]["bytes"])
+
+
 def format_table(report: dict) -> str:
-    lines = [f"{'variant':<10} {'bytes':>10} {'max err':>9} {'mean err':>9} {'us/sample b1':>13} {'us/sample b64':>14}"]
+    lines = [f"{'variant':<10} {'bytes':>10} {'max err':>9} {'p99.9 err':>9} {'mean err':>9} {'us/sample b1':>13} "
+             f"{'us/sample b64':>14}"]
     for variant, r in report["tflite"].items():
-        lines.append(f"{variant:<10} {r['bytes']:>10,} {r['max_abs_error']:>9.2e} {r['mean_abs_error']:>9.2e} "
-                     f"{r['us_per_sample_batch1']:>13.1f} {r['us_per_sample_batch64']:>14.2f}")
+        mark = "  <- recommended" if variant == report.get("recommended_decoder") else ""
+        lines.append(f"{variant:<10} {r['bytes']:>10,} {r['max_abs_error']:>9.2e} {r['p999_abs_error']:>9.2e} "
+                     f"{r['mean_abs_error']:>9.2e} {r['us_per_sample_batch1']:>13.1f} "
+                     f"{r['us_per_sample_batch64']:>14.2f}{mark}")
     return "\n".join(lines)
+
+
+def recommended_text(report: dict) -> str:
+    t = report["accuracy_target"]
+    target = (f"mean <= {t['mean_abs_error']}, 99.9th percentile <= {t['p999_abs_error']} and max <= "
+              f"{t['max_abs_error']}")
+    rec = report.get("recommended_decoder")
+    pic = ("`tflite/compare.png` shows the same z decoded by the float decoder (top row) and by each variant "
+           f"below it, in this order: {', '.join(report['compare_png']['rows'][1:])}.") if report.get("compare_png") else ""
+    if rec is None:
+        return pic
+    return (f"The recommended decoder, the smallest whose error stays within {target}, is "
+            f"`decoder_{rec}.tflite`; `edge/tfvae_edge.py` uses it when no `--model` is given. {pic}")
 
 
 def readme(report: dict, model) -> str:
@@ -243,12 +289,14 @@ m.signatures["decode"](z=tf.zeros([1, {d}]))["images"]`.
 
 ## Sample on a device
 
-`tflite/` holds the decoder in four precisions (measured against the Keras decoder on
-{report['evaluated_on']}):
+`tflite/` holds the decoder in {len(report['tflite'])} precision(s) (measured against the Keras decoder on
+{report['evaluated_on']}; absolute error per pixel, pixels in [0, 1]):
 
 ```
 {format_table(report)}
 ```
+
+{recommended_text(report)}
 
 ### Raspberry Pi (64-bit Raspberry Pi OS) or any Linux
 
@@ -256,6 +304,7 @@ Copy `edge/` and a decoder to the device, then:
 
 ```
 pip install numpy ai-edge-litert      # the only two packages it needs
+python edge/tfvae_edge.py -n 16 --seed 5 -o samples.png      # the recommended decoder
 python edge/tfvae_edge.py --model tflite/decoder_int8.tflite -n 16 --seed 5 -o samples.png
 ```
 

@@ -264,7 +264,7 @@ class Config:
                 raise ConfigError(f"{option_name(name)} must be class labels >= 0 separated by commas, got {value!r}")
         if self.classes is not None and self.exclude_classes is not None:
             raise ConfigError("--classes and --exclude-classes contradict each other; give one")
-        if self.network == "conv" and len(self.hidden) > 1:
+        if self.network == "conv" and len(self.hidden) > 1 and not self.family.conv_takes_hidden_layers:
             raise ConfigError(
                 "--network conv takes one --hidden size (the dense layer between the convolutions "
                 f"and the code), got {','.join(map(str, self.hidden))}"

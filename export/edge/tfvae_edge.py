@@ -120,9 +120,25 @@ def png_bytes(image):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
+def recommended_decoder():
+    """The decoder the export recommends (report.json's recommended_decoder), beside edge/."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(root, "report.json"), encoding="utf-8") as f:
+            name = json.load(f).get("recommended_decoder")
+    except (OSError, ValueError):
+        name = None
+    path = os.path.join(root, "tflite", f"decoder_{name}.tflite") if name else None
+    if path is None or not os.path.isfile(path):
+        sys.exit("error: no --model given and no recommended decoder found in report.json beside edge/; "
+                 "pass --model tflite/decoder_<variant>.tflite")
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Sample images from a tfvae TFLite decoder.")
-    p.add_argument("--model", required=True, help="a decoder_*.tflite file")
+    p.add_argument("--model", default=None, help="a decoder_*.tflite file (default: the export's recommended "
+                   "decoder, named in report.json beside edge/)")
     p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed of z ~ p(z) (default 0)")
     p.add_argument("--prior", default=None, help="prior.json to draw z from (default: the one beside --model, "
@@ -132,6 +148,8 @@ def main(argv=None):
     p.add_argument("--columns", type=int, default=None, help="images per row of the grid")
     p.add_argument("--threads", type=int, default=None, help="interpreter threads")
     args = p.parse_args(argv)
+    if args.model is None:
+        args.model = recommended_decoder()
     if not args.out.endswith((".png", ".npy")):
         sys.exit("error: --out must end in .png or .npy")
     if args.n < 1:

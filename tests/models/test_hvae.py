@@ -104,7 +104,7 @@ def test_the_parts_and_the_reference_networks():
     from tfvae.config import make_config
     from tfvae.layers import GatedConv2D, GatedDense
 
-    conv = models.build(make_config({"model": "hvae", "network": "conv", "activation": "gated", "hidden": "300",
+    conv = models.build(make_config({"model": "hvae", "network": "conv", "activation": "gated", "hidden": "300,300",
                                      "latent_dim": 40}), (28, 28, 1))
     gated = [layer for layer in conv.encoder.layers if isinstance(layer, GatedConv2D)]
     assert [(g.filters, g.kernel_size, g.strides) for g in gated] == [(32, 7, 1), (32, 3, 2), (64, 5, 1), (64, 3, 2),
@@ -114,8 +114,9 @@ def test_the_parts_and_the_reference_networks():
     assert [(g.filters, g.kernel_size, g.strides) for g in dec] == [(64, 3, 1)] * 4
     assert conv.decoder.get_layer("joint_dense").units == 784 and isinstance(conv.decoder.get_layer("joint_dense"),
                                                                              GatedDense)
+    assert [layer.units for layer in conv.prior_z1.layers if isinstance(layer, GatedDense)] == [300, 300]
     x = tf.random.uniform([2, 28, 28, 1])
-    assert conv.reconstruct(x).shape == (2, 28, 28, 1)
+    assert conv.reconstruct(x.numpy()).shape == (2, 28, 28, 1)
     noise = conv.draw_noise(2, [0, 1])
     loss, _ = conv.loss(x, noise, {"kl_weight": 1.0})
     assert loss.shape == (2,) and np.all(np.isfinite(loss.numpy()))

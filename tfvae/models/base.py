@@ -78,6 +78,8 @@ class Family(abc.ABC):
     metric_names: ClassVar[tuple] = ("loss",)
     variational: ClassVar[bool] = False  # a posterior and a prior: samples, log p(x), the ELBO as a score
     score_description: ClassVar[str] = ""
+    # whether --network conv takes several --hidden sizes (dense layers beside the convolutions)
+    conv_takes_hidden_layers: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ config
     @classmethod

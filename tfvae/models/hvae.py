@@ -46,6 +46,7 @@ class HVAE(VAE):
     name = "hvae"
     summary = "two-level hierarchical VAE: q(z2|x) q(z1|x,z2), p(z2) p(z1|z2) p(x|z1,z2)"
     metric_names = ("loss", "log_px_z", "kl_z1", "kl_z2", "kl_mc", "elbo")
+    conv_takes_hidden_layers = True  # p(z1|z2) is dense layers of --hidden with either network
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -182,6 +183,7 @@ class HVAE(VAE):
         """Draws z2 ~ q(z2|x), z1 ~ q(z1|x,z2) from eps (B, L, 2d); returns the samples, the
         distributions' parameters and log p(x|z1,z2) of shape (B, L)."""
         d = self.config.latent_dim
+        x = tf.convert_to_tensor(x, tf.float32)
         enc2 = self.encoder(x, training=training)
         z2 = self.posterior_dist.reparameterize(enc2, eps[..., :d])  # (B, L, d)
         enc1 = self.encoder_z1({"images": x, Z2: z2}, training=training)
@@ -234,6 +236,7 @@ class HVAE(VAE):
 
     def encode_levels(self, x) -> dict:
         """Posterior means per layer: z2 = E_q[z2|x], z1 = E_q[z1 | x, z2 = that mean]."""
+        x = tf.convert_to_tensor(x, tf.float32)
         z2 = self.encoder(x, training=False)["loc"]
         z1 = self.encoder_z1({"images": x, Z2: z2[:, None, :]}, training=False)["loc"][:, 0]
         return {"z1": z1, Z2: z2}
