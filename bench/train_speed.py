@@ -150,6 +150,8 @@ def families(args, env_src, work):
     and its FLOP ratio to the VAE of the same network."""
     rows = []
     for label, extra, images in FAMILY_ROWS:
+        if args.family_rows and not any(k in label for k in args.family_rows.split(",")):
+            continue
         print(f"{label} ...", flush=True)
         out = os.path.join(work, "family-" + re.sub(r"[^a-z0-9]+", "-", label))
         run([sys.executable, "-m", "tfvae", "fit", "-d", f"idx:{args.data}", "-o", out, "--epochs",
@@ -181,6 +183,8 @@ def main():
     p.add_argument("--family-epochs", type=int, default=3)
     p.add_argument("--skip", default="", help="comma-separated contenders to skip: conv,torch,keras,families")
     p.add_argument("--families-only", action="store_true", help="only the table of model families")
+    p.add_argument("--family-rows", default="", help="comma-separated substrings: only the family rows naming one "
+                   "(the first row of each network is the VAE the others are divided by)")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     if args.families_only:
