@@ -30,6 +30,10 @@ PUBLISHED = {
     "fmnist-vae-paper": ("Exemplar VAE paper, MLP VAE with a Gaussian prior", 228.70),
     "fmnist-iwae": ("Exemplar VAE paper, conv hierarchical VAE (for reference)", 225.38),
     "fmnist-conv-vae": ("Exemplar VAE paper, conv hierarchical VAE", 225.38),
+    "fmnist-vamp": ("Exemplar VAE paper, MLP VAE with the VampPrior", 227.35),
+    "fmnist-hvae-vamp": ("Exemplar VAE paper, two-level HVAE with the VampPrior", 226.72),
+    "fmnist-convhvae": ("Exemplar VAE paper, ConvHVAE with a Gaussian prior", 225.38),
+    "fmnist-convhvae-vamp": ("Exemplar VAE paper, ConvHVAE with the VampPrior", 224.67),
     "mnist-vae-iwae-paper": ("Burda et al. 2016, VAE k=1", 86.76),
     "mnist-iwae-paper": ("Burda et al. 2016, IWAE k=50", 84.78),
 }
@@ -89,8 +93,11 @@ def main():
     print("| recipe | test NLL (nats) | test ELBO | active units | epochs | training time | evaluation time | published |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     se = m.get("log_likelihood_stderr")
+    layers = sorted(k[len("active_units_"):] for k in m if k.startswith("active_units_"))
+    active = (", ".join(f"{name} {m['active_units_' + name]}/{m['latent_dim']}" for name in layers) if layers
+              else f"{m['active_units']}/{m['latent_dim']}")
     print(f"| `{args.recipe}` | **{m['nll']:.2f}**" + (f" (± {se:.2f})" if se is not None else "")
-          + f" | {m['elbo']:.2f} | {m['active_units']}/{m['latent_dim']} | {epochs} | {train_seconds / 60:.1f} min"
+          + f" | {m['elbo']:.2f} | {active} | {epochs} | {train_seconds / 60:.1f} min"
           + (f" ({fit_wall / 60:.1f} min wall)" if fit_wall else "")
           + f" | {eval_wall / 60:.1f} min | " + (f"{published:.2f} ({source})" if published else "") + " |")
     print(f"protocol: {proto['test_images']} test images, {proto['binarization']} binarization (test set binarized "

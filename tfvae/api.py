@@ -139,7 +139,9 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
         trainer = build(config, splits, run, progress=bar)  # fails before anything is written
         if chief:
             run.create(config, meta, overwrite=overwrite)
-        bar.message(f"training {config.model} ({config.network}) on {config.dataset}: "
+        prior = getattr(trainer.model, "prior", None)
+        what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")
+        bar.message(f"training {config.model} ({what}) on {config.dataset}: "
                     f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test "
                     f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s)"
                     + (f" on {worker.count} workers" if worker else "")

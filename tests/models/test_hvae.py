@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from tfvae.errors import ConfigError
 
 from conftest import family_images, family_model
 
@@ -137,9 +136,11 @@ def test_codes_are_the_top_layer_decoded_through_the_mean_of_z1():
     assert set(np.unique(a)) <= {0.0, 1.0}
 
 
-def test_free_bits_are_refused():
-    with pytest.raises(ConfigError, match="--free-bits needs a KL per latent dimension"):
-        family_model(model="hvae", free_bits=0.5)
+def test_free_bits_are_not_an_option(capsys, bars_npz, tmp_path):
+    from conftest import one_error_line, run_cli
+
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-m", "hvae", "-o", tmp_path / "x", "--free-bits", "0.5")
+    assert code == 2 and "--free-bits" in one_error_line(err)
 
 
 def test_evaluation_reports_active_units_per_layer_and_the_export_decodes_both_levels(bars_npz, tmp_path):

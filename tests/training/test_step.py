@@ -31,7 +31,7 @@ DISTRIBUTED = textwrap.dedent("""
     out = {{}}
     for name in ("default", "mirrored"):
         cfg = make_config(dict(model={model!r}, hidden="32", latent_dim=4, batch_size=64, seed=3,
-                               strategy=name, mc_samples=2))
+                               strategy=name, mc_samples=2, **{extra!r}))
         t = build(cfg, splits, RunDir(os.path.join({tmp!r}, name)), strategy=make_strategy(name))
         if name == "default":
             start = [v.numpy() for v in t.model.trainable_variables]
@@ -49,9 +49,10 @@ DISTRIBUTED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("model", ["vae", "dae"])
-def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, model):
-    script = DISTRIBUTED.format(root=ROOT, tests=os.path.join(ROOT, "tests"), tmp=str(tmp_path), model=model)
+@pytest.mark.parametrize("model,extra", [("vae", {}), ("dae", {}), ("hvae", {"prior": "vamp", "prior_components": 4})])
+def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, model, extra):
+    script = DISTRIBUTED.format(root=ROOT, tests=os.path.join(ROOT, "tests"), tmp=str(tmp_path), model=model,
+                                extra=extra)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -48,11 +48,11 @@ class HVAE(VAE):
     metric_names = ("loss", "log_px_z", "kl_z1", "kl_z2", "kl_mc", "elbo")
     conv_takes_hidden_layers = True  # p(z1|z2) is dense layers of --hidden with either network
 
+    # free bits need a KL per latent dimension in closed form, which E_q(z2)[KL(q(z1|x,z2) || p(z1|z2))] has not
+    options = tuple(o for o in VAE.options if o.name != "free_bits")
+
     @classmethod
     def check_config(cls, config) -> None:
-        if config.free_bits > 0:
-            raise ConfigError("--free-bits needs a KL per latent dimension in closed form, which the two-level "
-                              "model's E_q(z2)[KL(q(z1|x,z2) || p(z1|z2))] has not; drop --free-bits")
         if len(config.hidden) < 1:
             raise ConfigError("--model hvae needs at least one --hidden size")
 

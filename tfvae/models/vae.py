@@ -32,7 +32,7 @@ class VAE(Variational):
 
     def build_extra(self, parts):
         super().build_extra(parts)
-        if self.config.free_bits > 0 and not self.prior.closed_form_kl:
+        if self.config.options.get("free_bits", 0) > 0 and not self.prior.closed_form_kl:
             raise ConfigError(f"--free-bits needs a KL per latent dimension in closed form, which the prior "
                               f"{self.prior.description} has not; drop --free-bits")
 
