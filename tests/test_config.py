@@ -44,7 +44,8 @@ def test_sections_hold_their_concerns_and_fields_read_as_attributes():
 def test_each_family_holds_its_own_options_only():
     assert set(make_config({"model": "sae"}).options) == {"code_activation", "l1"}
     assert set(make_config({"model": "iwae"}).options) == {"gaussian_variance", "gaussian_scale", "min_scale",
-                                                            "iw_samples"}
+                                                            "prior", "prior_components", "prior_init", "iw_samples"}
+    assert "free_bits" not in make_config({"model": "hvae"}).options
     assert make_config({}).model == "vae"
 
 

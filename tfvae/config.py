@@ -201,8 +201,15 @@ class Config:
                 d[name] = list(d[name])
         return d
 
+    def to_saved_dict(self) -> dict:
+        """`to_dict` less the options this config implies at their defaults (the family's
+        `implied_options`: a N(0, I) prior's size): what config.json holds, which earlier versions
+        read as long as the run uses nothing they lack."""
+        implied = self.family.implied_options(self)
+        return {k: v for k, v in self.to_dict().items() if k not in implied}
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.to_saved_dict(), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, where: str = "config") -> "Config":

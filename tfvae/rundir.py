@@ -154,7 +154,7 @@ class RunDir:
         return make_config(raw, where=self.config_path), meta
 
     def config_text(self, config: Config, meta: dict) -> str:
-        return json.dumps({**config.to_dict(), **meta}, indent=2, sort_keys=True) + "\n"
+        return json.dumps({**config.to_saved_dict(), **meta}, indent=2, sort_keys=True) + "\n"
 
     def write_config(self, config: Config, meta: dict) -> None:
         atomic_write_text(self.config_path, self.config_text(config, meta))

@@ -91,6 +91,12 @@ class Family(abc.ABC):
         """Refuses explicitly given options that this config would ignore."""
 
     @classmethod
+    def implied_options(cls, config) -> set:
+        """Options that mean nothing in this config and hold their defaults: config.json leaves
+        them out (a run with the N(0, I) prior writes no prior size, so earlier versions read it)."""
+        return set()
+
+    @classmethod
     def warmup_epochs(cls, config) -> int:
         """Epochs during which the loss falls by design (a KL warm-up): early stopping does not
         count them."""
@@ -389,6 +395,12 @@ class Variational(Family):
     variational = True
     samples_option: ClassVar[str] = ""
     score_description = "negative ELBO (nats)"
+
+    @classmethod
+    def implied_options(cls, config) -> set:
+        defaults = {o.name: o.default for o in cls.options}
+        unused = {"normal": ("prior", "prior_components", "prior_init"), "mog": ("prior_init",)}.get(config.prior, ())
+        return {name for name in unused if name in defaults and config.options.get(name) == defaults[name]}
 
     @classmethod
     def check_given(cls, config, given) -> None:
