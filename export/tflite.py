@@ -86,11 +86,15 @@ def draw_prior(mixture: dict, n: int, seed: int) -> np.ndarray:
 
 def calibration_codes(model, seed: int = 0) -> np.ndarray:
     """The representative dataset of the integer decoders: REPRESENTATIVE_SAMPLES codes from the
-    prior, and two more at the per-dimension extremes of 100,000 draws, so that the quantized
-    input's range holds the codes a device will draw (a code beyond it would be clipped)."""
+    prior, and the draws that hold each dimension's smallest and largest value among 100,000, so
+    that the quantized input's range holds the codes a device will draw (a code beyond it is
+    clipped). Real draws, not a vector of every dimension's extreme: such a code drives the
+    hidden layers far beyond their usual ranges and coarsens their quantization (on the
+    fmnist-vamp decoder the int8 decoder's mean error rose from 0.012 to 0.050 with it)."""
     codes = model.reference_codes(REPRESENTATIVE_SAMPLES, seed)
     wide = model.reference_codes(100_000, seed + 7919)
-    return np.concatenate([codes, wide.min(axis=0, keepdims=True), wide.max(axis=0, keepdims=True)])
+    extremes = np.unique(np.concatenate([wide.argmin(axis=0), wide.argmax(axis=0)]))
+    return np.concatenate([codes, wide[extremes]])
 
 
 def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
