@@ -328,3 +328,14 @@ def test_a_prior_an_export_cannot_draw_from_is_one_clear_error_and_leaves_no_ver
         export_run(trained, str(tmp_path / "exp"), name="bare", quantize=("none",), n_eval=64)
     assert not (tmp_path / "exp" / "saved_model" / "bare").exists()
     assert not [p for p in os.listdir(tmp_path / "exp") if p.startswith(".export-")]
+
+
+def test_edge_runner_without_a_model_or_a_report_says_what_to_pass(exported, tmp_path):
+    import shutil
+
+    _, exp = exported["vae"]
+    shutil.copytree(exp / "edge", tmp_path / "edge")  # an edge/ with no report.json beside it
+    proc = subprocess.run([sys.executable, str(tmp_path / "edge" / "tfvae_edge.py"), "-n", "2"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "no --model given and no recommended decoder found" in proc.stderr.strip().splitlines()[-1]

@@ -168,8 +168,6 @@ def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT
 def active_units_per_layer(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD) -> dict:
     """{layer: (number active, per-dimension variance)} for a model with several stochastic layers
     (`encode_levels`: the posterior means of each layer); empty for one layer."""
-    if not hasattr(model, "encode_levels"):
-        return {}
     parts: dict = {}
     for a, b in _batches(len(x), batch_size):
         for name, v in model.encode_levels(tf.constant(as_float(x[a:b]))).items():

@@ -36,8 +36,22 @@ class PositiveScale(keras.layers.Layer):
         return {**super().get_config(), "min_scale": self.min_scale}
 
 
+class _Gated(keras.layers.Layer):
+    """h = linear(x) * gate(x): subclasses make `self.linear` and `self.gate` (sigmoid)."""
+
+    def build(self, input_shape):
+        self.linear.build(input_shape)
+        self.gate.build(input_shape)
+
+    def call(self, x):
+        return self.linear(x) * self.gate(x)
+
+    def compute_output_shape(self, input_shape):
+        return self.linear.compute_output_shape(input_shape)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class GatedDense(keras.layers.Layer):
+class GatedDense(_Gated):
     """A gated dense layer: h = (W x + b) * sigmoid(V x + c) (Dauphin et al., 2017).
 
     The hidden layer of the VampPrior / Exemplar VAE papers' MLP VAEs (`--activation gated`).
@@ -51,16 +65,6 @@ class GatedDense(keras.layers.Layer):
         self.units = int(units)
         self.linear = keras.layers.Dense(self.units, name="linear", dtype=self.dtype_policy)
         self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate", dtype=self.dtype_policy)
-
-    def build(self, input_shape):
-        self.linear.build(input_shape)
-        self.gate.build(input_shape)
-
-    def call(self, x):
-        return self.linear(x) * self.gate(x)
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -159,7 +163,7 @@ class Parameters(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class GatedConv2D(keras.layers.Layer):
+class GatedConv2D(_Gated):
     """A gated convolution: h = conv_h(x) * sigmoid(conv_g(x)), 'same' padding (the reference
     ConvHVAE's GatedConv2d).
 
@@ -174,16 +178,6 @@ class GatedConv2D(keras.layers.Layer):
                     dtype=self.dtype_policy)
         self.linear = keras.layers.Conv2D(name="linear", **conv)
         self.gate = keras.layers.Conv2D(activation="sigmoid", name="gate", **conv)
-
-    def build(self, input_shape):
-        self.linear.build(input_shape)
-        self.gate.build(input_shape)
-
-    def call(self, x):
-        return self.linear(x) * self.gate(x)
-
-    def compute_output_shape(self, input_shape):
-        return self.linear.compute_output_shape(input_shape)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,

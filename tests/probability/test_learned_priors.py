@@ -201,3 +201,10 @@ def test_early_stopping_keeps_the_learned_prior_of_the_best_epoch(bars_npz, tmp_
     for a, b in zip(prior.weights, held.get_layer("prior").weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert best == run.metrics["best_epoch"] >= 1
+
+
+def test_the_training_line_names_the_prior(capsys, bars_npz, tmp_path):
+    code, out, err = run_cli(capsys, "fit", "-d", bars_npz, "-o", tmp_path / "v", "--prior", "vamp",
+                             "--prior-components", "4", "--hidden", "8", "-z", "2", "-b", "64", "-e", "1")
+    assert code == 0, err
+    assert "training vae (mlp, prior a VampPrior of 4 pseudo-inputs)" in out + err

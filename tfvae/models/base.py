@@ -230,6 +230,11 @@ class Family(abc.ABC):
         """Pixel means of the reconstruction of x (through the code / the posterior mean)."""
         return self.decode_mean(self.encode(x))
 
+    def encode_levels(self, x) -> dict:
+        """{layer: posterior means} for a family with several stochastic layers (per-layer active
+        units); empty for one layer."""
+        return {}
+
     def posterior(self, x):
         raise ConfigError(f"--model {self.name} has no posterior; it encodes to a code h")
 

@@ -89,10 +89,9 @@ class HVAE(VAE):
         return {"loc": loc, "scale": scale}
 
     def _check_shape(self):
-        h, w, _ = self.image_shape
-        if self.config.network == "conv" and (h % 4 or w % 4):
-            raise ConfigError(f"--network conv needs image sides that are multiples of 4 (28x28, 32x32, ...), got "
-                              f"{h}x{w}; use --network mlp")
+        from tfvae.networks import _check_image_shape
+
+        _check_image_shape(self.config, self.image_shape)
 
     def build_encoder(self):
         """q(z2 | x): images -> {loc, scale}."""
