@@ -34,5 +34,9 @@ def output_path(path: str, suffix: str) -> str:
     reason = why_not_creatable(folder)
     if reason:
         raise TfvaeError(f"cannot write {path}: {reason}; choose another output path")
-    os.makedirs(folder, exist_ok=True)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, exist_ok=True)
+        import click
+
+        click.echo(f"created folder {os.path.relpath(folder)}", err=True)
     return path

@@ -15,11 +15,12 @@ from tfvae.export import TFLITE_VARIANTS as VARIANTS
 @click.option("--version", type=click.IntRange(min=1), default=None,
               help="SavedModel version [default: the next free one].")
 @click.option("--quantize", "quantize", type=click.Choice(VARIANTS), multiple=True,
-              help="TFLite decoder variant(s) to write; repeat for several [default: all four].")
+              help=f"TFLite decoder variant(s) to write; repeat for several [default: all {len(VARIANTS)}].")
 @click.option("--force", is_flag=True, help="Replace an existing version.")
 @click.option("--samples", type=click.IntRange(min=64), default=1000, show_default=True,
               help="Prior samples the TFLite errors are measured on.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the prior samples the decoders are calibrated and measured on.")
 def export(run_dir, out, name, version, quantize, force, samples, seed):
     """Export a run: SavedModel (TF Serving), TFLite decoders, the edge runner, a report.
 
@@ -37,7 +38,9 @@ def export(run_dir, out, name, version, quantize, force, samples, seed):
         raise TfvaeError(f"{out} is a file; -o must be a directory")
     output_path(os.path.join(out, "report.json"), ".json")  # writable, or a clear error
     trained = load_run(run_dir)
-    from tfvae.export.exporter import export_run, format_table
+    from tfvae.export.exporter import check_same_model, export_run, format_table, interface_of
+
+    check_same_model(out, name, interface_of(trained), trained.run_dir)  # one model per folder
 
     if not trained.model.variational:
         from tfvae import models

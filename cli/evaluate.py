@@ -15,7 +15,8 @@ from tfvae.cli.common import RUN_DIR, load_run, output_path
               help="Importance samples per image for log p(x) (VAEs).")
 @click.option("--max-test-examples", type=click.IntRange(min=1), default=None,
               help="Evaluate the first N test images only (a quick look).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the Monte Carlo samples (the same seed gives the same numbers).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
               help="Images per batch.")
 @click.option("--chunk", type=click.IntRange(min=1), default=None,
@@ -31,8 +32,9 @@ def evaluate(run_dir, k, max_test_examples, seed, batch_size, chunk, jit, json_p
     """Test-set reconstruction, ELBO (reconstruction term and KL) and, for VAEs, log p(x).
 
     \b
-    log p(x) is estimated by importance sampling with k samples from q(z|x), as papers report
-    it; the test set is binarized once with a fixed seed when the run used binarization.
+    log p(x) is estimated by importance sampling with k samples from
+    q(z|x), as papers report it; the test set is binarized once with a
+    fixed seed when the run used binarization.
     Example:
       tfvae evaluate runs/fmnist -k 5000 --json report.json
     """
@@ -64,18 +66,20 @@ def _classes(value, option):
               help="CSV of one score per test image.")
 @click.option("--normal-class", default=None, help="Label(s) of normal images; every other label is an anomaly.")
 @click.option("--anomaly-class", default=None, help="Label(s) of anomalies; every other label is normal.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the Monte Carlo samples (the same seed gives the same numbers).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the summary as JSON.")
 def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
     """Anomaly score per image: negative ELBO (VAEs) or reconstruction loss (AEs).
 
     \b
-    With labels and --normal-class C (or --anomaly-class C), also the ROC AUC of telling the
-    anomalies from the normal images on the test split, and a threshold chosen on the
-    validation split, applied to the test split.
+    With labels and --normal-class C (or --anomaly-class C), also the ROC
+    AUC of telling the anomalies from the normal images on the test split,
+    and a threshold chosen on the validation split, applied to the test.
     Examples:
-      tfvae fit -d idx:/usr/share/datasets/fashion-mnist --exclude-classes 1 -o runs/no-trousers
+      tfvae fit -d /usr/share/datasets/fashion-mnist --exclude-classes 1 \\
+          -o runs/no-trousers
       tfvae score runs/no-trousers --anomaly-class 1 -o scores.csv
     """
     if normal_class is not None and anomaly_class is not None:

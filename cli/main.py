@@ -14,7 +14,7 @@ import click
 import tfvae
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 80})
 @click.version_option(tfvae.__version__, prog_name="tfvae")
 def cli():
     """Autoencoders and variational autoencoders in TensorFlow: train, evaluate, look, deploy.
@@ -22,9 +22,27 @@ def cli():
     \b
     Start with:
       tfvae fit --dataset mnist                   a VAE on MNIST (downloaded once)
-      tfvae fit --dataset idx:/usr/share/datasets/fashion-mnist --model ae
+      tfvae fit -d /usr/share/datasets/fashion-mnist --model ae
       tfvae info RUN_DIR                          a run's config and last metrics
     """
+
+
+# One line per command in `tfvae --help` (click would cut the docstrings' first sentences).
+SUMMARIES = {
+    "fit": "Train a model into a run directory.",
+    "info": "A run's config and last metrics.",
+    "recipes": "The shipped recipes, or one recipe's JSON.",
+    "models": "The model families, or one family's options.",
+    "evaluate": "Test-set terms, importance-sampled log p(x), active units.",
+    "score": "An anomaly score per image; ROC AUC and a threshold.",
+    "sample": "Images decoded from prior samples (PNG).",
+    "reconstruct": "Test images above their reconstructions (PNG).",
+    "manifold": "Decoded images on a grid of the 2-d latent space (PNG).",
+    "latents": "Test-set codes coloured by class (PNG).",
+    "interpolate": "Decoded images between two test images' codes (PNG).",
+    "curves": "Loss, reconstruction, KL and ELBO per epoch (PNG).",
+    "export": "SavedModel for TF Serving, TFLite decoders, edge runner.",
+}
 
 
 def _register():
@@ -32,6 +50,7 @@ def _register():
 
     for module in (train, evaluate, pictures, deploy):
         for command in module.COMMANDS:
+            command.short_help = command.short_help or SUMMARIES.get(command.name)
             cli.add_command(command)
 
 
@@ -44,7 +63,7 @@ def _one_line(text: str) -> str:
 
 def main(argv=None) -> None:
     """Runs the command line; exits with 0 on success, the error's status otherwise."""
-    from tfvae.errors import TfvaeError
+    from tfvae.errors import Interrupted, TfvaeError
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -58,6 +77,9 @@ def main(argv=None) -> None:
         sys.exit(2)
     except click.ClickException as e:
         click.echo(f"Error: {_one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except Interrupted as e:  # a graceful stop, not a failure: the checkpoint is saved
+        click.echo(f"stopped: {_one_line(e)}", err=True)
         sys.exit(e.exit_code)
     except TfvaeError as e:
         click.echo(f"Error: {_one_line(e)}", err=True)

@@ -17,30 +17,38 @@ def _done(path, shape, what):
 
 
 def _test_images(trained, limit=None):
-    """The first `limit` test images and their labels, from the run's splits (loaded once)."""
+    """The first `limit` test images (as the source holds them, not binarized) and their labels,
+    from the run's splits (loaded once)."""
     splits = trained.splits(class_filter=False)
     labels = splits.test_labels[:limit] if splits.test_labels is not None else None
-    return splits.test[:limit], labels, splits.class_names
+    return splits.test_originals[:limit], labels, splits.class_names
 
 
 @click.command()
 @RUN_DIR
 @click.option("-n", "n", type=click.IntRange(1, 10000), default=64, show_default=True, help="Number of samples.")
 @_out("samples.png")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--mean", is_flag=True, help="Pixel means E[x|z] instead of pixels sampled from p(x|z).")
-def sample(run_dir, n, out, seed, mean):
-    """Images sampled from the prior z ~ p(z), decoded (variational runs).
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the draws (the same seed gives the same images).")
+@click.option("--sampled-pixels", "--binary", "sampled", is_flag=True,
+              help="Pixels drawn from p(x|z) (0 or 1 for a Bernoulli likelihood) instead of the "
+                   "pixel means E[x|z].")
+@click.option("--mean", is_flag=True, hidden=True)  # pixel means are the default; the old flag is still accepted
+def sample(run_dir, n, out, seed, sampled, mean):
+    """Images decoded from z ~ p(z), the prior (variational runs).
 
     \b
+    Shows the pixel means E[x|z], as the epoch images and model.sample do;
+    --sampled-pixels draws each pixel from p(x|z) instead.
     Example:
-      tfvae sample runs/fmnist -n 64 --seed 1 --mean -o samples.png
+      tfvae sample runs/fmnist -n 64 --seed 1 -o samples.png
     """
     from tfvae import pictures
 
     output_path(out, ".png")
     trained = load_run(run_dir)
-    _done(out, pictures.sample(trained, out, n=n, seed=seed, mean=mean), f"{n} prior samples")
+    what = f"{n} prior samples, {'pixels drawn from p(x|z)' if sampled else 'pixel means'}"
+    _done(out, pictures.sample(trained, out, n=n, seed=seed, mean=not sampled), what)
 
 
 @click.command()
@@ -68,11 +76,13 @@ def reconstruct(run_dir, n, out, seed):
 @RUN_DIR
 @_out("manifold.png")
 @click.option("--grid", type=click.IntRange(2, 100), default=20, show_default=True, help="Images per side.")
-def manifold(run_dir, out, grid):
+@click.option("--no-axes", is_flag=True, help="The bare grid of images, without the z values on axes.")
+def manifold(run_dir, out, grid, no_axes):
     """The learned manifold: decoded images on a grid of Normal quantiles of a 2-d latent space.
 
     \b
-    For more dimensions, a 2-d slice through the two most active dimensions (others at 0).
+    For more dimensions, a 2-d slice through the two most active
+    dimensions (the others at 0).
     Example:
       tfvae manifold runs/fmnist-z2 --grid 20 -o manifold.png
     """
@@ -81,14 +91,15 @@ def manifold(run_dir, out, grid):
     output_path(out, ".png")
     trained = load_run(run_dir)
     x = _test_images(trained, 2000)[0] if trained.config.latent_dim > 2 and trained.model.variational else None
-    h, w, dims = pictures.manifold(trained, out, grid=grid, x_for_activity=x)
+    h, w, dims = pictures.manifold(trained, out, grid=grid, x_for_activity=x, axes=not no_axes)
     _done(out, (h, w), f"{grid}x{grid} grid over latent dimensions {dims[0]} and {dims[1]}")
 
 
 @click.command()
 @RUN_DIR
 @_out("latents.png")
-@click.option("--max-test-examples", type=click.IntRange(min=2), default=5000, show_default=True)
+@click.option("--max-test-examples", type=click.IntRange(min=2), default=5000, show_default=True,
+              help="How many test images to place (the first ones).")
 def latents(run_dir, out, max_test_examples):
     """Test-set posterior means (codes for AEs) coloured by label; PCA beyond 2 dimensions.
 
@@ -109,12 +120,15 @@ def latents(run_dir, out, max_test_examples):
 @RUN_DIR
 @click.option("--from", "start", type=click.IntRange(min=0), required=True, help="Index of the first test image.")
 @click.option("--to", "end", type=click.IntRange(min=0), required=True, help="Index of the last test image.")
-@click.option("--steps", type=click.IntRange(2, 100), default=10, show_default=True)
+@click.option("--steps", type=click.IntRange(2, 100), default=10, show_default=True,
+              help="Images per row, the two ends included.")
 @_out("interpolation.png")
 def interpolate(run_dir, start, end, steps, out):
     """Decoded images along the line between the codes of two test images.
 
     \b
+    Top row: the two images blended pixel by pixel; bottom row: decoded
+    along the line between their codes.
     Example:
       tfvae interpolate runs/fmnist --from 0 --to 1 --steps 10 -o interp.png
     """
@@ -127,7 +141,8 @@ def interpolate(run_dir, start, end, steps, out):
     for name, i in (("--from", start), ("--to", end)):
         if i >= len(x):
             raise TfvaeError(f"{name} {i} is out of range: the test set has {len(x)} images (0..{len(x) - 1})")
-    _done(out, pictures.interpolate(trained, x[start], x[end], out, steps=steps), f"{steps} steps")
+    _done(out, pictures.interpolate(trained, x[start], x[end], out, steps=steps),
+          f"{steps} steps; top: pixels blended, bottom: decoded between the codes")
 
 
 @click.command()
@@ -151,7 +166,7 @@ def curves(run_dir, out):
     rows = run.read_metrics()
     import_tensorflow_quietly()
     shape = pictures.curves(rows, out, title=f"{config.model} on {config.dataset}")
-    _done(out, shape, f"{len(rows)} epochs")
+    _done(out, shape, f"{len(rows)} epoch{'' if len(rows) == 1 else 's'}")
 
 
 COMMANDS = [sample, reconstruct, manifold, latents, interpolate, curves]

@@ -45,7 +45,8 @@ def family_option(option):
 
 FIT_OPTIONS = [
     opt("--dataset", "-d", help="TFDS name (mnist, fashion_mnist, kmnist, emnist, cifar10, ...), "
-        "tfds:NAME, idx:DIR, npz:FILE or folder:DIR."),
+        "tfds:NAME, idx:DIR, npz:FILE or folder:DIR; a plain path is recognised (an .npz, a folder "
+        "of IDX files or of images)."),
     opt("--data-dir", help="Where TFDS keeps datasets (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).",
         show=False),
     opt("--model", "-m", type=click.Choice(models.names()),
@@ -72,7 +73,7 @@ FIT_OPTIONS = [
         "warm-up epochs not counted); model.keras then holds the best epoch's weights. 0: off."),
     opt("--lr-schedule", type=click.Choice(C.LR_SCHEDULES), help="constant, or iwae: Burda et al.'s 3^i epochs "
         "at lr * 10^(-i/7), i = 0..7."),
-    opt("--adam-epsilon", type=float, help="Adam's epsilon.", show=False),
+    opt("--adam-epsilon", type=float, help="Adam's epsilon."),
     opt("--strategy", type=click.Choice(C.STRATEGIES), help="auto: MirroredStrategy over several GPUs, "
         "else one device; multiworker: the cluster in TF_CONFIG."),
     opt("--jit", type=click.Choice(C.JIT_CHOICES), help="XLA for the training step (auto: on for mlp, for "
@@ -80,13 +81,10 @@ FIT_OPTIONS = [
     opt("--mixed-precision/--no-mixed-precision", name="mixed_precision",
         help="mixed_float16 on GPUs, mixed_bfloat16 on CPUs; distributions and losses stay float32.",
         show=False),
-    opt("--checkpoint-every", type=int, help="Also checkpoint every N steps (for long epochs); 0: per epoch.",
-        show=False),
-    opt("--worker-timeout", type=float, help="multiworker: seconds to wait for a lost worker before stopping.",
-        show=False),
+    opt("--checkpoint-every", type=int, help="Also checkpoint every N steps (for long epochs); 0: per epoch."),
+    opt("--worker-timeout", type=float, help="multiworker: seconds to wait for a lost worker before stopping."),
     *[family_option(option) for option in FAMILY_OPTIONS.values()],
-    opt("--steps-per-call", type=int, help="Training steps per tf.function call (0: automatic).",
-        show=False),
+    opt("--steps-per-call", type=int, help="Training steps per tf.function call (0: automatic)."),
     opt("--image-every", type=int, help="Write the PNG grid every N epochs."),
 ]
 
@@ -115,14 +113,14 @@ def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
     \b
     Examples:
       tfvae fit --dataset mnist
-      tfvae fit -d idx:/usr/share/datasets/fashion-mnist -m vae -z 2 -e 20 -o runs/fmnist-z2
+      tfvae fit -d /usr/share/datasets/fashion-mnist -z 2 -e 20 -o runs/fm2
       tfvae fit -d npz:data.npz -m dae --noise masking --noise-level 0.3
-      tfvae fit -o runs/fmnist-z2 --resume --epochs 40
+      tfvae fit -o runs/fm2 --resume --epochs 40
       tfvae fit -d mnist --local-workers 2 -o runs/two-workers
 
     \b
-    Exit status: 0 done; 75 stopped by SIGINT/SIGTERM after saving a checkpoint (continue with
-    --resume); 1 failed; 2 bad options.
+    Exit status: 0 done; 75 stopped by Ctrl-C, SIGINT or SIGTERM after
+    saving a checkpoint (continue with --resume); 1 failed; 2 bad options.
     """
     given = {k: v for k, v in options.items() if v is not None}
     if resume and recipe:
@@ -190,18 +188,21 @@ def info(run_dir, as_json):
     click.echo(f"images     {'x'.join(map(str, meta.get('image_shape', [])))}"
                + (f", classes: {', '.join(map(str, meta['class_names']))}" if meta.get("class_names") else ""))
     click.echo(f"trained    {len(rows)} of {config.epochs} epochs"
-               + (", final model saved" if os.path.exists(run.model_path) else ""))
+               + (", final model saved" if os.path.exists(run.model_path) else "") + _mid_epoch(run, rows))
     click.echo("config")
     click.echo(f"  {'model':<20} {config.model}")
     flat = config.to_dict()
     sections = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in C.SECTIONS.items()}
-    sections[f"{config.model} options"] = list(config.options)
+    unused = config.family.unused_options(config)
+    sections[f"{config.model} options"] = [k for k in config.options if k not in unused]
     for section, keys in sections.items():
         click.echo(f"  {section}")
         for key in keys:
             value = flat[key]
             if isinstance(value, list):
                 value = ",".join(map(str, value))
+            if key == "binarize" and value is None:  # the default, resolved
+                value = f"{config.binarization} (the default for a {config.likelihood} likelihood)"
             click.echo(f"    {key:<18} {value}")
     if last:
         click.echo(f"last epoch ({int(last['epoch'])})")
@@ -209,6 +210,21 @@ def info(run_dir, as_json):
             if key == "epoch":
                 continue
             click.echo(f"  {key:<20} {value:.6g}" if isinstance(value, float) else f"  {key:<20} {value}")
+
+
+def _mid_epoch(run, rows) -> str:
+    """', and N steps into epoch E (checkpointed: --resume continues there)' when the newest
+    checkpoint is past the last finished epoch (a run stopped by Ctrl-C or a signal)."""
+    import glob
+    import re
+
+    steps = [int(m.group(1)) for p in glob.glob(os.path.join(run.checkpoint_dir, "ckpt-*.index"))
+             if (m := re.search(r"ckpt-(\d+)\.index$", p))]
+    done = int(rows[-1]["step"]) if rows else 0
+    if not steps or max(steps) <= done:
+        return ""
+    return (f", and {max(steps) - done} steps into epoch {len(rows) + 1} (checkpointed at step "
+            f"{max(steps)}: --resume continues there)")
 
 
 @click.command()
@@ -220,7 +236,7 @@ def recipes(name):
     Examples:
       tfvae recipes
       tfvae recipes fmnist-vae
-      tfvae fit --config fmnist-vae --dataset idx:/usr/share/datasets/fashion-mnist
+      tfvae fit --config fmnist-vae -d /usr/share/datasets/fashion-mnist
     """
     from tfvae.recipes import available, load_recipe, recipe_path
 

@@ -7,6 +7,12 @@
   EXPORT_DIR/edge/tfvae_edge.py               the numpy + LiteRT runner, with requirements.txt
   EXPORT_DIR/requests/<signature>.json        example REST requests
   EXPORT_DIR/report.json, README.md           sizes, errors, latencies; how to serve and run
+  EXPORT_DIR/history/<version>/               an earlier version's tflite/, report.json, README.md
+
+One export folder holds one model: its versions are kept side by side under saved_model/<name>/
+as TF Serving expects, the newest version's TFLite files, report and README at the top, and each
+earlier version's moved to history/<version>/ when a newer one is exported. A model with another
+interface (family, image size, code size, signatures) or another name is refused.
 
 Everything is built in a hidden staging folder inside EXPORT_DIR and moved into place by renames
 once complete, the SavedModel version last: a failed export leaves no partial version directory,
@@ -44,6 +50,68 @@ def versions(base: str) -> list:
     return sorted(int(d) for d in os.listdir(base) if d.isdigit() and os.path.isdir(os.path.join(base, d)))
 
 
+def _interface(report: dict) -> dict:
+    """What clients of an export depend on: the same for every version of one model."""
+    return {"model": report.get("model"), "image_shape": list(report.get("image_shape") or []),
+            "latent_dim": report.get("latent_dim"),
+            "signatures": list((report.get("saved_model") or {}).get("signatures") or [])}
+
+
+def interface_of(trained) -> dict:
+    """The interface (see `_interface`) of a trained run's export."""
+    model = trained.model
+    return {"model": trained.config.model, "image_shape": list(model.image_shape),
+            "latent_dim": model.config.latent_dim, "signatures": signature_names(model)}
+
+
+def _article(word: str) -> str:
+    """'an' before a vowel sound (an ae, an hvae, an sae: spelt out), 'a' otherwise (a vae, a cae)."""
+    return "an" if word[:1].lower() in "aeiohs" else "a"
+
+
+def _describe(interface: dict) -> str:
+    shape = "x".join(map(str, interface["image_shape"]))
+    return f"{_article(interface['model'])} {interface['model']} over {shape} images with a {interface['latent_dim']}-dimensional code"
+
+
+def held_model(out_dir: str):
+    """(name, report) of the model an export folder holds, from its report.json; (name, None)
+    for a folder with a SavedModel but no report; None for a new or empty folder."""
+    names = sorted(os.listdir(os.path.join(out_dir, "saved_model"))) if os.path.isdir(
+        os.path.join(out_dir, "saved_model")) else []
+    path = os.path.join(out_dir, "report.json")
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                report = json.load(f)
+            return report["saved_model"]["name"], report
+        except (OSError, ValueError, KeyError, TypeError):
+            raise TfvaeError(f"{path} is unreadable or damaged, so the model {out_dir} holds is unknown; "
+                             "export into another folder (-o), or remove this one") from None
+    return (names[0], None) if names else None
+
+
+def check_same_model(out_dir: str, name, interface: dict, run_dir: str) -> str:
+    """The model name to export under: a folder holds one model, so a second export into it must
+    be a new version of the same model (the same interface and name)."""
+    held = held_model(out_dir)
+    if held is None:
+        return name or model_name(run_dir)
+    held_name, report = held
+    if report is None:
+        raise TfvaeError(f"{out_dir} holds a SavedModel ({held_name}) without its report.json, so tfvae cannot "
+                         "tell which model it is; export into another folder (-o), or remove this one")
+    if name is not None and name != held_name:
+        raise TfvaeError(f"{out_dir} holds the model {held_name!r}; one export folder holds one model: export "
+                         f"{name!r} into another folder (-o), or drop --name to add a version of {held_name!r}")
+    held_interface = _interface(report)
+    if held_interface != interface:
+        raise TfvaeError(f"{out_dir} holds {held_name!r}, {_describe(held_interface)} (from {report.get('run_dir')}); "
+                         f"{run_dir} is {_describe(interface)}: one export folder holds one model, so export it "
+                         "into another folder (-o), or remove this one")
+    return held_name
+
+
 def _replace(src: str, dst: str, trash: str) -> None:
     """Moves src to dst; an existing dst is moved into `trash` first (renames only)."""
     if os.path.exists(dst):
@@ -55,7 +123,11 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                n_eval: int = 1000, seed: int = 0, log=lambda s: None) -> dict:
     """Exports a `TrainedModel`; returns the report (also written to report.json)."""
     model = trained.model
-    name = name or model_name(trained.run_dir)
+    interface = interface_of(trained)
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise TfvaeError(f"--name {name!r}: use letters, digits, '_' and '-' only (it is a URL part in TF Serving)")
+    name = check_same_model(out_dir, name, interface, trained.run_dir)
+    previous = held_model(out_dir)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise TfvaeError(f"--name {name!r}: use letters, digits, '_' and '-' only (it is a URL part in TF Serving)")
     base = os.path.join(out_dir, "saved_model", name)
@@ -148,6 +220,17 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
         trash = tempfile.mkdtemp(prefix=".old-", dir=out_dir)
         try:
             os.makedirs(base, exist_ok=True)
+            old_version = previous[1]["saved_model"]["version"] if previous and previous[1] else None
+            if old_version is not None and old_version != version:  # keep the earlier version's files
+                kept = os.path.join(out_dir, "history", str(old_version))
+                if os.path.exists(kept):  # left by an earlier export of that version number
+                    os.replace(kept, os.path.join(trash, "history-" + str(old_version)))
+                os.makedirs(kept)
+                for part in ("tflite", "report.json", "README.md"):
+                    if os.path.exists(os.path.join(out_dir, part)):
+                        os.replace(os.path.join(out_dir, part), os.path.join(kept, part))
+                log(f"version {old_version}'s tflite/, report.json and README.md moved to "
+                    f"{os.path.join(out_dir, 'history', str(old_version))}/")
             for part in ("tflite", "edge", "requests", "report.json", "README.md"):
                 _replace(os.path.join(staging, part), os.path.join(out_dir, part), trash)
             if force:
@@ -251,12 +334,14 @@ def readme(report: dict, model) -> str:
         "`score` signature and no sampler.tflite; decode codes from `encode` (`tfvae_edge.py --z codes.npy`).\n")
     return f"""# {name}: exported from {report['run_dir']}
 
-A `{report['model']}` over {h}x{w}x{c} images with a {d}-dimensional code.
+{_article(report['model']).capitalize()} `{report['model']}` over {h}x{w}x{c} images with a {d}-dimensional code.
 {ae_note}
 ## Serve with TensorFlow Serving
 
 The SavedModel is `saved_model/{name}/{version}/`; TF Serving's model base path is
-`saved_model/{name}` (it serves the highest version and picks up new ones).
+`saved_model/{name}` (it serves the highest version and picks up new ones). This folder holds
+this one model: exporting a newer run of it adds a version beside this one and moves this
+version's `tflite/`, `report.json` and this README to `history/{version}/`.
 
 ```
 docker run -p 8501:8501 \\

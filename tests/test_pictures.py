@@ -16,10 +16,12 @@ def _png_size(path):
 @pytest.mark.parametrize("run,args,shape", [
     ("vae2", ["sample", "-n", "16"], (4 * 28 + 5 * 2, 4 * 28 + 5 * 2, 1)),
     ("vae2", ["sample", "-n", "6", "--mean"], (2 * 28 + 3 * 2, 3 * 28 + 4 * 2, 1)),
+    ("vae2", ["sample", "-n", "6", "--sampled-pixels"], (2 * 28 + 3 * 2, 3 * 28 + 4 * 2, 1)),
     ("vae2", ["reconstruct", "-n", "5"], (2 * 28 + 3 * 2, 5 * 28 + 6 * 2, 1)),
     ("dae", ["reconstruct", "-n", "5"], (3 * 28 + 4 * 2, 5 * 28 + 6 * 2, 1)),  # + corrupted inputs
-    ("vae2", ["manifold", "--grid", "5"], (5 * 28, 5 * 28, 1)),
-    ("vae5", ["manifold", "--grid", "4"], (4 * 28, 4 * 28, 1)),
+    ("vae2", ["manifold", "--grid", "5", "--no-axes"], (5 * 28, 5 * 28, 1)),
+    ("vae5", ["manifold", "--grid", "4", "--no-axes"], (4 * 28, 4 * 28, 1)),
+    ("vae2", ["manifold", "--grid", "5"], None),  # with the z values on axes: a figure
     ("ae", ["interpolate", "--from", "0", "--to", "3", "--steps", "6"], (2 * 28 + 3 * 2, 6 * 28 + 7 * 2, 1)),
     ("vae2", ["latents"], None),
     ("vae5", ["latents"], None),
@@ -28,7 +30,8 @@ def _png_size(path):
     ("hvae2", ["sample", "-n", "16"], (4 * 28 + 5 * 2, 4 * 28 + 5 * 2, 1)),
     ("hvae2", ["sample", "-n", "6", "--mean"], (2 * 28 + 3 * 2, 3 * 28 + 4 * 2, 1)),
     ("hvae2", ["reconstruct", "-n", "5"], (2 * 28 + 3 * 2, 5 * 28 + 6 * 2, 1)),
-    ("hvae2", ["manifold", "--grid", "5"], (5 * 28, 5 * 28, 1)),
+    ("hvae2", ["manifold", "--grid", "5", "--no-axes"], (5 * 28, 5 * 28, 1)),
+    ("hvae2", ["manifold", "--grid", "5"], None),
     ("hvae2", ["interpolate", "--from", "0", "--to", "3", "--steps", "6"], (2 * 28 + 3 * 2, 6 * 28 + 7 * 2, 1)),
     ("hvae2", ["latents"], None),
     ("hvae2", ["curves"], None),

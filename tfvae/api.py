@@ -28,8 +28,10 @@ class FitResult:
 
 
 def default_run_dir(config: Config) -> str:
-    name = config.dataset.replace(":", "-").replace("/", "_").strip("_-")[-40:] or "data"
-    return os.path.join("runs", f"{name}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+    """runs/<dataset's short name>-<model>-<time>, e.g. runs/fashion-mnist-vae-20261202-101500."""
+    from tfvae.data import short_name
+
+    return os.path.join("runs", f"{short_name(config.dataset)}-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def resolve_config(options: dict, recipe: Optional[str] = None) -> Config:
@@ -40,6 +42,10 @@ def resolve_config(options: dict, recipe: Optional[str] = None) -> Config:
 
         values.update(load_recipe(recipe))
     values.update(options)
+    if "dataset" in values:  # a plain path: its kind written out (idx:, npz:, folder:)
+        from tfvae.data import canonical_spec
+
+        values["dataset"] = canonical_spec(values["dataset"])
     config = make_config(values)
     check_model_options(config, options)
     return config
@@ -98,6 +104,11 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     stream = stream or sys.stderr
 
     config = run_config(options, recipe, out, resume, overwrite)
+    from tfvae.runtime import import_tensorflow_quietly
+
+    # as quiet as the command line: TensorFlow's C++ start-up lines are dropped, its log level is
+    # ERROR (unless TFVAE_VERBOSE=1 or TF_CPP_MIN_LOG_LEVEL is set); the user's logging is untouched
+    import_tensorflow_quietly(strategy=config.strategy, worker_timeout=config.worker_timeout)
     run = RunDir(out or default_run_dir(config))
     # In a multi-worker job only the chief writes the run directory; the others read it.
     worker = worker_info() if config.strategy == "multiworker" else None
@@ -138,6 +149,9 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     else:
         trainer = build(config, splits, run, progress=bar)  # fails before anything is written
         if chief:
+            parent = os.path.dirname(os.path.abspath(run.path))
+            if not os.path.isdir(parent):
+                bar.message(f"created folder {os.path.relpath(parent)}")
             run.create(config, meta, overwrite=overwrite)
         prior = getattr(trainer.model, "prior", None)
         what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")
@@ -148,12 +162,18 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
                     + f", XLA {'on' if trainer.jit else 'off'}"
                     + (f", {trainer.policy}" if config.mixed_precision else "") + f" -> {run.path}")
     mark("model built")
+    warmup = config.family.warmup_epochs(config)
+    if warmup > config.epochs:
+        bar.message(f"note: the KL weight rises from 0 to its full value over {warmup} epochs (--kl-warmup) and "
+                    f"reaches only {config.epochs / warmup:.0%} of it after these {config.epochs}; until then the "
+                    "loss is not the negative ELBO (the elbo column is)")
     metrics = trainer.train()
     digest = metrics.pop("weights_sha256", "")
     if worker is not None:
         print(f"worker {worker.index}/{worker.count}: done, {int(trainer.epoch.numpy())} epochs, "
               f"weights sha256 {digest}", file=stream, flush=True)
-    bar.message(f"done: {run.path} ({int(trainer.epoch.numpy())} epochs)")
+    done = int(trainer.epoch.numpy())
+    bar.message(f"done: {run.path} ({done} epoch{'' if done == 1 else 's'})")
     return FitResult(run.path, config, metrics)
 
 
@@ -243,6 +263,9 @@ def load(run_dir: str) -> TrainedModel:
     if len(image_shape) != 3:
         raise RunDirError(f"{run.config_path} has no image_shape; the run directory is damaged")
     family = models.get(config.model)
+    from tfvae.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # as quiet as the command line (see fit)
     if os.path.isfile(run.model_path):
         model = family.from_keras_file(run.model_path, config, image_shape)
     else:

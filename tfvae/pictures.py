@@ -34,8 +34,9 @@ def _need_prior(trained, what: str):
         )
 
 
-def sample(trained, path: str, n: int = 64, seed: int = 0, mean: bool = False, columns: Optional[int] = None):
-    """n images from the prior: sampled pixels, or pixel means with mean=True."""
+def sample(trained, path: str, n: int = 64, seed: int = 0, mean: bool = True, columns: Optional[int] = None):
+    """n images from the prior: pixel means E[x|z] (what the epoch images and `model.sample`
+    show), or pixels drawn from p(x|z) with mean=False (binary for a Bernoulli likelihood)."""
     _need_prior(trained, "sample")
     return _write(path, img.grid(trained.sample(n, seed=seed, mean=mean), columns=columns))
 
@@ -48,9 +49,11 @@ def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0):
     return _write(path, img.rows_grid(trained.model.reconstruction_rows(as_float(x), seed=seed)))
 
 
-def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.ndarray] = None):
+def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.ndarray] = None,
+             axes: bool = True):
     """Decoded images at the prior's inverse-CDF points of a 2-d latent space (Kingma & Welling's
-    figure; Normal quantiles for the N(0, I) prior). With more dimensions: a 2-d slice through the two most active dimensions, the
+    figure; Normal quantiles for the N(0, I) prior), with the z values on the axes (axes=False:
+    the bare grid). With more dimensions: a 2-d slice through the two most active dimensions, the
     others at 0. Returns (height, width, (dim_a, dim_b))."""
     _need_prior(trained, "manifold")
     d = trained.config.latent_dim
@@ -74,34 +77,67 @@ def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.nda
             z[r * grid + c, dims[0]] = xv
             z[r * grid + c, dims[1]] = y
     pictures = trained.decode(z)
-    shape = _write(path, img.grid(pictures, columns=grid, pad=0, background=255))
-    return (*shape, dims)
+    tiles = img.grid(pictures, columns=grid, pad=0, background=255)
+    if not axes:
+        return (*_write(path, tiles), dims)
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    h, w = tiles.shape[:2]
+    inches = max(w, 400) / 100
+    fig, ax = plt.subplots(figsize=(inches + 1.3, inches + 1.1))
+    shown = tiles[..., 0] if tiles.shape[-1] == 1 else tiles
+    ax.imshow(shown, cmap="gray", vmin=0, vmax=255, interpolation="nearest", extent=(0, grid, 0, grid))
+    every = max(1, int(math.ceil(grid / 8)))
+    at = np.arange(0, grid, every)
+    ax.set_xticks(at + 0.5, [f"{v:.2f}" for v in ticks[at, 0]], rotation=45)
+    ax.set_yticks(at + 0.5, [f"{v:.2f}" for v in ticks[at, 1]])
+    from tfvae.probability.priors import StandardNormal
+
+    kind = ("Normal quantiles" if isinstance(trained.model.prior, StandardNormal)
+            else "quantiles of the prior's marginals")
+    ax.set_xlabel(f"z[{dims[0]}]")
+    ax.set_ylabel(f"z[{dims[1]}]")
+    rest = "" if d == 2 else f", the other {d - 2} dimensions at 0"
+    ax.set_title(f"E[x|z] on a {grid}x{grid} grid of {kind}{rest}", fontsize=10)
+    return (*_write(path, _figure_png(fig, dpi=100)), dims)
 
 
 def interpolate(trained, a: np.ndarray, b: np.ndarray, path: str, steps: int = 10):
-    """Decoded images along the line between the codes of images a and b (a and b at the ends)."""
+    """Two rows of `steps` images from a to b: on top the two images blended pixel by pixel
+    ((1 - t) a + t b: a and b at the ends), below them the images decoded along the line between
+    their codes (what the model has learned lies between them)."""
     if steps < 2:
         raise TfvaeError(f"--steps must be at least 2, got {steps}")
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     za, zb = trained.encode(a[None]), trained.encode(b[None])
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     z = (1 - t) * za + t * zb
     row = trained.decode(z)
-    originals = np.concatenate([a[None], np.ones((steps - 2,) + a.shape, np.float32), b[None]])
-    return _write(path, img.rows_grid([originals, row]))
+    blend = (1 - t)[:, :, None, None] * a[None] + t[:, :, None, None] * b[None]
+    return _write(path, img.rows_grid([blend, row]))
 
 
-def _figure_png(fig) -> np.ndarray:
+def _figure_png(fig, dpi: int = 110) -> np.ndarray:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     import tensorflow as tf
 
     return tf.io.decode_png(buf.getvalue(), channels=3).numpy()
+
+
+def dot_size(n: int) -> float:
+    """Marker area of a latent map of n points: big enough to see in a small set, small enough not
+    to hide each other in a large one (3 at 5,000 points, up to 40)."""
+    return float(np.clip(3.0 * math.sqrt(5000 / max(n, 1)), 3.0, 40.0))
 
 
 def latents(trained, x: np.ndarray, labels: Optional[np.ndarray], path: str, class_names=None):
@@ -127,16 +163,19 @@ def latents(trained, x: np.ndarray, labels: Optional[np.ndarray], path: str, cla
         axes = (f"PC 1 ({explained[0]:.0%})", f"PC 2 ({explained[1]:.0%})")
         title = f"posterior means, PCA of {d} dimensions"
     fig, ax = plt.subplots(figsize=(7, 6))
+    size = dot_size(len(x))
     if labels is not None:
         classes = np.unique(labels)
         cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
         for i, c in enumerate(classes):
             sel = labels == c
             name = class_names[int(c)] if class_names is not None and 0 <= int(c) < len(class_names) else str(c)
-            ax.scatter(pts[sel, 0], pts[sel, 1], s=3, alpha=0.6, color=cmap(i % cmap.N), label=name)
-        ax.legend(markerscale=4, fontsize=8, loc="best")
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=size, alpha=0.6, color=cmap(i % cmap.N), label=name,
+                       edgecolors="none")
+        ax.legend(markerscale=max(1.0, 6 / math.sqrt(size)), fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
     else:
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5)
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, alpha=0.5, edgecolors="none")
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
     ax.set_title(f"{title} ({len(x)} test images)")
@@ -146,10 +185,16 @@ def latents(trained, x: np.ndarray, labels: Optional[np.ndarray], path: str, cla
 CURVE_PANELS = (
     ("loss", "loss", ("loss",)),
     ("reconstruction", "reconstruction", ("log_px_z", "reconstruction")),
-    ("KL", "KL(q || p) (nats)", ("kl",)),
+    ("KL", "KL(q || p) (nats)", ("kl", "kl_mc")),
     ("ELBO", "ELBO (nats)", ("elbo", "iwae_bound")),
     ("penalty", "penalty", ("penalty",)),
 )
+# what each metric is, with its unit, for the legends and axes
+CURVE_LABELS = {
+    "loss": "loss", "log_px_z": "E_q[log p(x|z)] (nats)", "reconstruction": "reconstruction error",
+    "kl": "KL (closed form, nats)", "kl_mc": "KL (Monte Carlo, nats)", "elbo": "ELBO (nats)",
+    "iwae_bound": "IWAE bound (nats)", "penalty": "penalty",
+}
 
 
 def curves(rows: list, path: str, title: str = ""):
@@ -172,11 +217,14 @@ def curves(rows: list, path: str, title: str = ""):
     nrows = math.ceil(len(panels) / cols)
     fig, axs = plt.subplots(nrows, cols, figsize=(5.5 * cols, 3.6 * nrows), squeeze=False)
     for ax, (label, ylabel, keys) in zip(axs.ravel(), panels):
+        if len(keys) == 1:
+            ylabel = CURVE_LABELS.get(keys[0], ylabel)
         for key in keys:
-            ax.plot(epochs, [r.get(key) for r in rows], marker="o", ms=3, label=f"train {key}")
+            what = "" if len(keys) == 1 else f" {CURVE_LABELS.get(key, key)}"
+            ax.plot(epochs, [r.get(key) for r in rows], marker="o", ms=3, label=f"train{what}")
             if rows[-1].get(f"val_{key}") is not None:
                 ax.plot(epochs, [r.get(f"val_{key}") for r in rows], marker="o", ms=3, ls="--",
-                        label=f"validation {key}")
+                        label=f"validation{what}")
         ax.set_title(label)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

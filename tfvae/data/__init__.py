@@ -7,6 +7,8 @@ A source spec names where images come from:
   idx:DIR       MNIST-format IDX files (train-images-idx3-ubyte[.gz], t10k-..., optional labels)
   npz:FILE      a NumPy .npz with x_train, x_test (and optional y_train, y_test)
   folder:DIR    image files; class subfolders optional; DIR/train and DIR/test used when present
+  PATH          a plain path: an .npz file, a folder of IDX files, or a folder of images (the
+                kind is recognised; `canonical_spec` writes it out, e.g. idx:PATH)
 
 `load_source` returns the raw arrays; `prepare` turns them into float splits in [0, 1] with a
 seeded validation split and the chosen binarization.
@@ -47,7 +49,9 @@ class ImageData:
 class Splits:
     """Images (count, height, width, channels), ready for training.
 
-    `validation` and `test` are float32 in [0, 1]. `train` stays uint8 (0..255) when the source is
+    `validation` and `test` are float32 in [0, 1] (binarized once unless --binarize none: the
+    numbers are measured on them); `test_originals` and `validation_originals` are those images
+    as the source holds them, for pictures. `train` stays uint8 (0..255) when the source is
     8-bit, a quarter of the memory; the trainer converts each batch. `as_float` converts either.
     """
 
@@ -59,6 +63,9 @@ class Splits:
     test_labels: Optional[np.ndarray]
     binarization: str
     class_names: Optional[list] = None
+    # the test images before binarization (float32 in [0, 1]): what pictures show and encode
+    test_originals: Optional[np.ndarray] = None
+    validation_originals: Optional[np.ndarray] = None
 
     @property
     def image_shape(self) -> tuple:
@@ -82,17 +89,71 @@ def parse_source(spec: str):
     return "tfds", spec
 
 
+def _looks_like_path(spec: str) -> bool:
+    import os
+
+    return (os.sep in spec or "/" in spec or spec.startswith((".", "~")) or spec.endswith(".npz")
+            or os.path.exists(spec))
+
+
+def canonical_spec(spec: str) -> str:
+    """A source spec with its kind written out: a plain path becomes npz:, idx: or folder:
+    (an .npz file; a folder holding IDX files; another folder); other specs are unchanged."""
+    import os
+
+    if not isinstance(spec, str):
+        return spec
+    spec = spec.strip()
+    kind, _, _ = spec.partition(":")
+    if (":" in spec and kind in SOURCE_KINDS) or not _looks_like_path(spec):
+        return spec
+    path = os.path.expanduser(spec)
+    if os.path.isfile(path):
+        if path.lower().endswith(".npz"):
+            return f"npz:{spec}"
+        raise DataError(
+            f"--dataset {spec}: a file tfvae cannot read as a dataset; give an .npz (npz:FILE), a "
+            "folder of IDX files (idx:DIR) or a folder of images (folder:DIR)"
+        )
+    if os.path.isdir(path):
+        from tfvae.data.idx import holds_idx_files
+
+        return f"idx:{spec}" if holds_idx_files(path) else f"folder:{spec}"
+    raise DataError(
+        f"--dataset {spec}: no such file or directory; give a TFDS name (mnist, fashion_mnist, ...), "
+        "an .npz file, a folder of IDX files or a folder of images"
+    )
+
+
+def short_name(spec: str) -> str:
+    """A short name for a source, for run folder names: the last part of a path without its
+    extension (idx:/usr/share/datasets/fashion-mnist -> fashion-mnist), the TFDS name otherwise."""
+    import os
+    import re
+
+    kind, where = parse_source(spec)
+    if kind == "tfds":
+        name = where.replace("/", "-").replace(":", "-")
+    else:
+        name = os.path.basename(os.path.normpath(os.path.expanduser(where)))
+        if kind == "npz":
+            name = os.path.splitext(name)[0]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[-40:]
+    return name or "data"
+
+
 def load_source(spec: str, data_dir: Optional[str] = None, seed: int = TEST_SPLIT_SEED) -> ImageData:
     """Loads the images a source spec names; every failure is a one-line DataError.
 
     `seed` chooses the test images of a folder without train/ and test/ subfolders.
     """
-    kind, where = parse_source(spec)
+    kind, where = parse_source(canonical_spec(spec))
     names = None
     if kind == "idx":
-        from tfvae.data.idx import load_idx_dir
+        from tfvae.data.idx import idx_class_names, load_idx_dir
 
         x_train, y_train, x_test, y_test = load_idx_dir(where)
+        names = idx_class_names(where, y_train)
     elif kind == "npz":
         from tfvae.data.files import load_npz
 
@@ -211,6 +272,7 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
         train_idx = train_idx[:max_train_examples]
     pick = (lambda a, i: None if a is None else a[i])
     train, val, test = x[train_idx], x[val_idx], x_test
+    originals, val_originals = as_float(x_test), as_float(val)
     if binarization in ("static", "dynamic"):
         if binarization == "static":
             train = binarize(train, BINARIZATION_SEED)
@@ -229,6 +291,8 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
         test_labels=y_test,
         binarization=binarization,
         class_names=data.class_names,
+        test_originals=np.ascontiguousarray(originals),
+        validation_originals=np.ascontiguousarray(val_originals),
     )
 
 
@@ -253,6 +317,7 @@ def load_splits(config, max_test_examples: Optional[int] = None, dataset: Option
     )
     if max_test_examples is not None:
         splits.test = splits.test[:max_test_examples]
+        splits.test_originals = splits.test_originals[:max_test_examples]
         if splits.test_labels is not None:
             splits.test_labels = splits.test_labels[:max_test_examples]
     return splits

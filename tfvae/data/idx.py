@@ -61,6 +61,38 @@ def read_idx(path: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot"]
+
+
+def holds_idx_files(directory: str) -> bool:
+    """Whether `directory` holds a train images file in IDX format (by its name)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    return any((m := _NAME.search(n)) and m.group("split") == "train" and m.group("kind") == "images"
+               for n in names)
+
+
+def idx_class_names(directory: str, labels) -> list | None:
+    """Class names of an IDX folder: one per line in a `classes.txt` beside the files when there is
+    one, Fashion-MNIST's ten names for a folder named after it (IDX files carry no names), else
+    None (the labels are shown as numbers)."""
+    path = os.path.join(directory, "classes.txt")
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"cannot read {path}: {e}; write one class name per line (UTF-8)") from None
+        return names or None
+    top = int(np.max(labels)) if labels is not None and len(labels) else -1
+    if "fashion" in os.path.basename(os.path.normpath(directory)).lower() and top < 10:
+        return list(FASHION_MNIST_CLASSES)
+    return None
+
+
 def find_idx_files(directory: str) -> dict:
     """Maps ('train'|'test', 'images'|'labels') to the IDX file for it in `directory`."""
     if not os.path.isdir(directory):

@@ -19,6 +19,29 @@ OFFLINE_HINT = (
     "use an offline source instead: idx:DIR (MNIST-format IDX files), npz:FILE (x_train, x_test "
     "arrays) or folder:DIR (image files)"
 )
+# Where an offline copy of a dataset can come from, by TFDS name.
+OFFLINE_COPIES = {
+    "fashion_mnist": "Debian/Ubuntu ship Fashion-MNIST's IDX files: apt-get install dataset-fashion-mnist, "
+                     "then --dataset idx:/usr/share/datasets/fashion-mnist",
+}
+
+
+def offline_hint(name: str) -> str:
+    copy = OFFLINE_COPIES.get(name.split("/")[0].split(":")[0])
+    return f"{OFFLINE_HINT}; {copy}" if copy else OFFLINE_HINT
+
+
+def close_names(name: str, known) -> list:
+    """Known TFDS names a mistyped one is near: fashion-mnist, FashionMNIST -> fashion_mnist."""
+    import difflib
+    import re
+
+    base, sep, rest = name.partition("/")
+    known = list(known)
+    norm = lambda n: re.sub(r"[^a-z0-9]", "", n.lower())  # noqa: E731
+    exact = [k for k in known if norm(k) == norm(base)]
+    near = exact or difflib.get_close_matches(base.lower().replace("-", "_"), known, n=3, cutoff=0.8)
+    return [k + sep + rest for k in near]
 
 # TFDS fetches prepared datasets from Google Cloud Storage, and raw files from the dataset's home.
 _PROBE_HOSTS = (("storage.googleapis.com", 443),)
@@ -67,7 +90,14 @@ def _builder(name: str, data_dir):
         return tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # DatasetNotFoundError, DatasetVariantBlockedError, ...
         kind = type(e).__name__
-        if "NotFound" in kind or "not found" in str(e).lower():
+        if "NotFound" in kind or "not found" in str(e).lower() or "Parsing builder name" in str(e):
+            try:
+                near = close_names(name, tfds.list_builders())
+            except Exception:
+                near = []
+            if near:
+                options = near[0] if len(near) == 1 else ", ".join(near[:-1]) + " or " + near[-1]
+                raise DataError(f"unknown dataset {name!r}; did you mean {options}?") from None
             raise DataError(
                 f"unknown dataset {name!r}: it is neither a TFDS dataset (mnist, fashion_mnist, kmnist, "
                 "emnist, cifar10, ...) nor idx:DIR, npz:FILE or folder:DIR"
@@ -118,7 +148,7 @@ def load_tfds(name: str, data_dir=None):
     if not _is_prepared(builder):
         if not network_reachable():
             raise NetworkError(
-                f"cannot download TFDS dataset {name!r}: the network is unreachable; {OFFLINE_HINT}"
+                f"cannot download TFDS dataset {name!r}: the network is unreachable; {offline_hint(builder.name)}"
             )
         try:
             builder.download_and_prepare()
@@ -126,7 +156,7 @@ def load_tfds(name: str, data_dir=None):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise NetworkError(
                 f"downloading TFDS dataset {name!r} failed ({type(e).__name__}: {first[:200]}); "
-                f"check the network or {OFFLINE_HINT}"
+                f"check the network or {offline_hint(builder.name)}"
             ) from None
     splits = list(builder.info.splits.keys()) if builder.info.splits else []
     x_train, y_train = _to_arrays(builder, "train", "image", label_key)

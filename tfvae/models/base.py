@@ -97,6 +97,12 @@ class Family(abc.ABC):
         return set()
 
     @classmethod
+    def unused_options(cls, config) -> set:
+        """The family's options that this config ignores whatever their values (a Gaussian
+        likelihood's scale in a Bernoulli run): `tfvae info` leaves them out."""
+        return set()
+
+    @classmethod
     def warmup_epochs(cls, config) -> int:
         """Epochs during which the loss falls by design (a KL warm-up): early stopping does not
         count them."""
@@ -406,6 +412,16 @@ class Variational(Family):
         defaults = {o.name: o.default for o in cls.options}
         unused = {"normal": ("prior", "prior_components", "prior_init"), "mog": ("prior_init",)}.get(config.prior, ())
         return {name for name in unused if name in defaults and config.options.get(name) == defaults[name]}
+
+    @classmethod
+    def unused_options(cls, config) -> set:
+        unused = set()
+        if config.likelihood != "gaussian":
+            unused |= {"gaussian_variance", "gaussian_scale"}
+        elif config.gaussian_variance != "fixed":
+            unused.add("gaussian_scale")
+        unused |= {"normal": {"prior_components", "prior_init"}, "mog": {"prior_init"}}.get(config.prior, set())
+        return {name for name in unused if name in config.options}
 
     @classmethod
     def check_given(cls, config, given) -> None:

@@ -88,7 +88,8 @@ class EpochImages(Callback):
     @staticmethod
     def image(trainer) -> np.ndarray:
         splits = trainer.splits
-        source = splits.validation if len(splits.validation) else splits.test
+        # the images as the source holds them (not binarized), as `tfvae reconstruct` shows them
+        source = splits.validation_originals if len(splits.validation) else splits.test_originals
         return trainer.model.epoch_image(np.asarray(source[:GRID_RECONSTRUCTIONS], np.float32),
                                          trainer.seeds["images"])
 

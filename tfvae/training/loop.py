@@ -34,7 +34,17 @@ from tfvae.strategy import WorkerInfo
 from tfvae.training.step import TrainStep, seeds_for
 
 EVAL_BATCH = 500
-SHOWN = {"loss", "kl", "kl_mc", "elbo", "reconstruction", "iwae_bound"}
+SHOWN = ("loss", "log_px_z", "reconstruction", "kl", "kl_mc", "elbo", "iwae_bound")
+
+
+def shown_metrics(means: dict, prefix: str = "") -> dict:
+    """What the progress bar shows of a step's means: the loss, the reconstruction term, the KL,
+    and the ELBO only where it is not the loss with its sign changed (a KL weight below 1)."""
+    shown = {prefix + k: means[k] for k in SHOWN if k in means}
+    loss, elbo = shown.get(prefix + "loss"), shown.get(prefix + "elbo")
+    if loss is not None and elbo is not None and abs(loss + elbo) <= 1e-6 * max(1.0, abs(loss)):
+        del shown[prefix + "elbo"]
+    return shown
 DISTRIBUTED_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
                       tf.errors.CancelledError, tf.errors.InternalError)
 
@@ -306,7 +316,7 @@ class Trainer:
     def _show(self, steps, sums, seconds):
         means = self._means(sums, steps)
         rate = steps * self.global_batch / seconds if seconds > 0 else 0.0
-        shown = {k: v for k, v in means.items() if k in SHOWN}
+        shown = shown_metrics(means)
         self.progress.update(steps, format_metrics(shown), f"{rate:,.0f} img/s")
 
     def _stop_non_finite(self, epoch, step):
@@ -335,8 +345,8 @@ class Trainer:
         row.update(train)
         row.update({f"val_{k}": v for k, v in val.items()})
         row.update({k: float(v) for k, v in self.model.schedule(self.step - 1, self.steps_per_epoch).items()})
-        shown = {k: v for k, v in train.items() if k in SHOWN}
+        shown = shown_metrics(train)
         if val:
-            shown.update({f"val_{k}": v for k, v in val.items() if k in ("loss", "elbo")})
+            shown.update(shown_metrics({k: v for k, v in val.items() if k in ("loss", "elbo")}, "val_"))
         self.progress.finish(steps, format_metrics(shown), f"{rate:,.0f} img/s")
         return row
