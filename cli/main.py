@@ -1,7 +1,8 @@
 """The `tfvae` command group and its entry point.
 
 Every command is thin: it parses options, calls the library and reports. Errors the user can fix
-(TfvaeError, bad options) are printed as one line, `Error: ...`, with a non-zero exit status.
+(TfvaeError, bad options) are printed as one line, `Error: ...`, with a non-zero exit status; a
+graceful stop (Ctrl-C, SIGTERM: status 75, checkpoint saved) is one line without `Error:`.
 """
 
 from __future__ import annotations
@@ -79,13 +80,13 @@ def main(argv=None) -> None:
         click.echo(f"Error: {_one_line(e.format_message())}", err=True)
         sys.exit(e.exit_code)
     except Interrupted as e:  # a graceful stop, not a failure: the checkpoint is saved
-        click.echo(f"stopped: {_one_line(e)}", err=True)
+        click.echo(_one_line(e), err=True)  # "stopped by SIGINT at epoch ...; continue with ..."
         sys.exit(e.exit_code)
     except TfvaeError as e:
         click.echo(f"Error: {_one_line(e)}", err=True)
         sys.exit(e.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("Error: interrupted", err=True)
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)

@@ -85,7 +85,7 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_75_then_resume_completes(bar
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == Interrupted.exit_code == 75, err
-    line = [l for l in err.splitlines() if l.startswith("stopped: ")][-1]
+    line = [l for l in err.splitlines() if l.startswith("stopped by ")][-1]  # not an "Error:"
     assert re.search(rf"stopped by {sig.name} at epoch \d+, step \d+ of 28; checkpoint ckpt-\d+ saved", line), line
     assert "--resume" in line
     step = int(re.search(r"ckpt-(\d+)", line).group(1))
