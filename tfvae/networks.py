@@ -74,19 +74,25 @@ def build_encoder(config, image_shape, head) -> keras.Model:
 def _pixel_head(h, image_shape, likelihood):
     """Dense heads for the MLP decoder: logits, or loc (sigmoid) and scale."""
     size = math.prod(image_shape)
-    out = {}
 
     def dense_image(name, activation=None):
         y = keras.layers.Dense(size, activation=activation, name=f"{name}_dense", dtype=HEAD)(h)
         return keras.layers.Reshape(tuple(image_shape), name=name, dtype=HEAD)(y)
 
-    keys = likelihood.output_keys
+    return likelihood_heads(likelihood, h, dense_image)
+
+
+def likelihood_heads(likelihood, top, image_layer) -> dict:
+    """The likelihood's parameters (`likelihood.output_keys`) from a decoder's last features:
+    `image_layer(name, activation)` makes an image-shaped output (a dense layer and a reshape, a
+    convolution); logits, or loc (sigmoid) and a scale (per image from `top`, or per pixel)."""
+    out, keys = {}, likelihood.output_keys
     if "logits" in keys:
-        out["logits"] = dense_image("logits")
+        out["logits"] = image_layer("logits")
     if "loc" in keys:
-        out["loc"] = dense_image("loc", "sigmoid")
+        out["loc"] = image_layer("loc", "sigmoid")
     if "scale" in keys:
-        out["scale"] = _scale_head(likelihood, h, dense_image)
+        out["scale"] = _scale_head(likelihood, top, image_layer)
     return out
 
 
@@ -125,12 +131,4 @@ def build_decoder(config, image_shape, likelihood) -> keras.Model:
         return keras.layers.Conv2DTranspose(channels, 3, strides=1, padding="same", activation=activation,
                                             name=name, dtype=HEAD)(h)
 
-    out = {}
-    keys = likelihood.output_keys
-    if "logits" in keys:
-        out["logits"] = conv_image("logits")
-    if "loc" in keys:
-        out["loc"] = conv_image("loc", "sigmoid")
-    if "scale" in keys:
-        out["scale"] = _scale_head(likelihood, top, conv_image)
-    return keras.Model(z, out, name="decoder")
+    return keras.Model(z, likelihood_heads(likelihood, top, conv_image), name="decoder")

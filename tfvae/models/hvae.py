@@ -129,7 +129,7 @@ class HVAE(VAE):
         """p(x | z1, z2): {z1, z2} (N, d) each -> the likelihood's parameters."""
         import math
 
-        from tfvae.networks import _pixel_head, _scale_head
+        from tfvae.networks import _pixel_head, likelihood_heads
 
         c = self.config
         self._check_shape()
@@ -155,14 +155,7 @@ class HVAE(VAE):
         def conv_image(name, activation=None):
             return keras.layers.Conv2D(channels, 1, activation=activation, name=name, dtype=HEAD)(h)
 
-        out, keys = {}, self.likelihood.output_keys
-        if "logits" in keys:
-            out["logits"] = conv_image("logits")
-        if "loc" in keys:
-            out["loc"] = conv_image("loc", "sigmoid")
-        if "scale" in keys:
-            out["scale"] = _scale_head(self.likelihood, top, conv_image)
-        return keras.Model({"z1": z1, Z2: z2}, out, name="decoder")
+        return keras.Model({"z1": z1, Z2: z2}, likelihood_heads(self.likelihood, top, conv_image), name="decoder")
 
     def build_extra(self, parts: dict) -> None:
         self.encoder_z1 = parts.pop("encoder_z1", None) or self._build_encoder_z1()
