@@ -180,3 +180,27 @@ def test_mixed_bfloat16_on_cpu_keeps_the_distributions_in_float32(bars_npz, tmp_
         assert result.metrics["val_elbo"] == pytest.approx(full.metrics["val_elbo"], rel=0.03)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_a_killed_one_never_blocks_a_resume(bars_npz, tmp_path):
+    import socket
+
+    out = tmp_path / "locked"
+    first = fit_process("-d", bars_npz, "-o", out, "-e", 100000, "--steps-per-call", 1, *ARGS)
+    wait_for(lambda: len(checkpoints(out)) >= 1 or first.poll() is not None, 240, "the first checkpoint")
+    assert first.poll() is None
+    for args in (["-o", out, "--resume"], ["-d", bars_npz, "-o", out, "--overwrite", *ARGS]):
+        second = fit_process(*args)
+        _, err = second.communicate(timeout=240)
+        assert second.returncode != 0
+        line = [l for l in err.splitlines() if l.startswith("Error: ")][-1]
+        assert f"{out} is being written by another tfvae fit (process {first.pid} on {socket.gethostname()}" in line
+    assert first.poll() is None  # the first one trains on, undisturbed
+    metrics_before = (out / "metrics.csv").read_text() if (out / "metrics.csv").exists() else ""
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    assert (tmp_path / ".locked.lock").exists()  # left behind by the killed process: not trusted
+    resumed = fit_process("-o", out, "--resume", "-e", 2)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert (out / "metrics.csv").read_text().startswith(metrics_before.splitlines()[0] if metrics_before else "epoch")

@@ -153,7 +153,7 @@ def test_fit_takes_a_plain_folder_and_names_the_run_after_its_last_part(capsys, 
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "fit", "-d", idx, "--hidden", "16", "-z", "2", "-b", "32", "-e", "1")
     assert code == 0, err
-    (run,) = os.listdir(tmp_path / "runs")
+    (run,) = [d for d in os.listdir(tmp_path / "runs") if not d.startswith(".")]  # beside it: its .lock
     assert run.startswith("fashion-mnist-vae-")
     assert "created folder runs" in err and "(1 epoch)" in err
     config = json.loads((tmp_path / "runs" / run / "config.json").read_text())
@@ -256,3 +256,15 @@ def test_a_recipe_cut_short_says_its_warm_up_has_barely_begun(capsys, tmp_path, 
                            "-b", "64", "-e", "1", "--kl-warmup", "100")
     assert code == 0, err
     assert "reaches only 1% of it after these 1" in " ".join(err.split())
+
+
+def test_a_dataset_smaller_than_the_batch_trains_with_the_batch_clipped(capsys, tmp_path):
+    x, y = make_bars(30, seed=2)
+    np.savez(tmp_path / "few.npz", x_train=x[:20], x_test=x[20:])
+    code, _, err = run_cli(capsys, "fit", "-d", f"npz:{tmp_path / 'few.npz'}", "-o", tmp_path / "r",
+                           "--hidden", "16", "-z", "2", "-e", "2")
+    assert code == 0, err
+    assert "note: 18 training images, fewer than --batch-size 128: the batch is clipped to 18" in err
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["batch_size"] == 18
+    code, _, err = run_cli(capsys, "fit", "-o", tmp_path / "r", "--resume", "-e", "3")
+    assert code == 0, err

@@ -12,7 +12,7 @@ import numpy as np
 
 from tfvae.config import Config, check_model_options, make_config, resume_conflicts
 from tfvae.errors import ConfigError, RunDirError
-from tfvae.rundir import RunDir
+from tfvae.rundir import RunDir, RunLock
 
 
 @dataclass
@@ -114,67 +114,82 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     worker = worker_info() if config.strategy == "multiworker" else None
     chief = worker is None or worker.is_chief
     bar = Progress(stream=stream, enabled=progress and chief)
-    if not resume and chief:
-        if run.exists() and not overwrite:
-            hint = "pass --resume to continue it or --overwrite to replace it" if run.is_run() else \
-                "choose another --out or pass --overwrite"
-            raise RunDirError(f"{run.path} already exists; {hint}")
-        RunDir.check_writable(run.path)
+    # One writer per run directory: a second `tfvae fit` on it is refused while this one runs (a
+    # lock the system drops when the process ends, however it ends). Multi-worker: the chief's.
+    parent = os.path.dirname(run.path)
+    parent_missing = not os.path.isdir(parent)
+    lock = RunLock(run.path) if chief else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        if not resume and chief:
+            if run.exists() and not overwrite:
+                hint = "pass --resume to continue it or --overwrite to replace it" if run.is_run() else \
+                    "choose another --out or pass --overwrite"
+                raise RunDirError(f"{run.path} already exists; {hint}")
+            RunDir.check_writable(run.path)
 
-    from tfvae.data import load_splits
+        from tfvae.data import load_splits
 
-    splits = load_splits(config)
-    import tfvae
-    from tfvae.runtime import mark
+        splits = load_splits(config)
+        if not resume and 0 < len(splits.train) < config.batch_size:  # a handful of own images
+            n, asked = len(splits.train), config.batch_size
+            config = config.replace(batch_size=n)
+            bar.message(f"note: {n} training images, fewer than --batch-size {asked}: the batch is clipped to {n} "
+                        "(config.json records it)")
+        import tfvae
+        from tfvae.runtime import mark
 
-    mark("data loaded")
-    meta = {"image_shape": list(splits.image_shape), "class_names": splits.class_names,
-            "tfvae_version": tfvae.__version__}
+        mark("data loaded")
+        meta = {"image_shape": list(splits.image_shape), "class_names": splits.class_names,
+                "tfvae_version": tfvae.__version__}
 
-    from tfvae.training import build
+        from tfvae.training import build
 
-    if resume:
-        _, saved_meta = run.read()
-        if list(saved_meta.get("image_shape", [])) != list(splits.image_shape):
-            raise RunDirError(
-                f"cannot resume {run.path}: it was trained on {saved_meta.get('image_shape')} images, "
-                f"the data now has {list(splits.image_shape)}"
-            )
-        trainer = build(config, splits, run, progress=bar)
-        restored = trainer.restore()
-        if chief:
-            run.write_config(config, meta)
-        bar.message(f"resuming {run.path} from "
-                    + (f"epoch {int(trainer.epoch.numpy())}, step {int(trainer.step.numpy())}" if restored else "the start"))
-    else:
-        trainer = build(config, splits, run, progress=bar)  # fails before anything is written
-        if chief:
-            parent = os.path.dirname(os.path.abspath(run.path))
-            if not os.path.isdir(parent):
-                bar.message(f"created folder {os.path.relpath(parent)}")
-            run.create(config, meta, overwrite=overwrite)
-        prior = getattr(trainer.model, "prior", None)
-        what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")
-        bar.message(f"training {config.model} ({what}) on {config.dataset}: "
-                    f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test "
-                    f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s)"
-                    + (f" on {worker.count} workers" if worker else "")
-                    + f", XLA {'on' if trainer.jit else 'off'}"
-                    + (f", {trainer.policy}" if config.mixed_precision else "") + f" -> {run.path}")
-    mark("model built")
-    warmup = config.family.warmup_epochs(config)
-    if warmup > config.epochs:
-        bar.message(f"note: the KL weight rises from 0 to its full value over {warmup} epochs (--kl-warmup) and "
-                    f"reaches only {config.epochs / warmup:.0%} of it after these {config.epochs}; until then the "
-                    "loss is not the negative ELBO (the elbo column is)")
-    metrics = trainer.train()
-    digest = metrics.pop("weights_sha256", "")
-    if worker is not None:
-        print(f"worker {worker.index}/{worker.count}: done, {int(trainer.epoch.numpy())} epochs, "
-              f"weights sha256 {digest}", file=stream, flush=True)
-    done = int(trainer.epoch.numpy())
-    bar.message(f"done: {run.path} ({done} epoch{'' if done == 1 else 's'})")
-    return FitResult(run.path, config, metrics)
+        if resume:
+            _, saved_meta = run.read()
+            if list(saved_meta.get("image_shape", [])) != list(splits.image_shape):
+                raise RunDirError(
+                    f"cannot resume {run.path}: it was trained on {saved_meta.get('image_shape')} images, "
+                    f"the data now has {list(splits.image_shape)}"
+                )
+            trainer = build(config, splits, run, progress=bar)
+            restored = trainer.restore()
+            if chief:
+                run.write_config(config, meta)
+            bar.message(f"resuming {run.path} from "
+                        + (f"epoch {int(trainer.epoch.numpy())}, step {int(trainer.step.numpy())}" if restored else "the start"))
+        else:
+            trainer = build(config, splits, run, progress=bar)  # fails before anything is written
+            if chief:
+                if parent_missing:
+                    bar.message(f"created folder {os.path.relpath(parent)}")
+                run.create(config, meta, overwrite=overwrite)
+            prior = getattr(trainer.model, "prior", None)
+            what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")
+            bar.message(f"training {config.model} ({what}) on {config.dataset}: "
+                        f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test "
+                        f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s)"
+                        + (f" on {worker.count} workers" if worker else "")
+                        + f", XLA {'on' if trainer.jit else 'off'}"
+                        + (f", {trainer.policy}" if config.mixed_precision else "") + f" -> {run.path}")
+        mark("model built")
+        warmup = config.family.warmup_epochs(config)
+        if warmup > config.epochs:
+            bar.message(f"note: the KL weight rises from 0 to its full value over {warmup} epochs (--kl-warmup) and "
+                        f"reaches only {config.epochs / warmup:.0%} of it after these {config.epochs}; until then the "
+                        "loss is not the negative ELBO (the elbo column is)")
+        metrics = trainer.train()
+        digest = metrics.pop("weights_sha256", "")
+        if worker is not None:
+            print(f"worker {worker.index}/{worker.count}: done, {int(trainer.epoch.numpy())} epochs, "
+                  f"weights sha256 {digest}", file=stream, flush=True)
+        done = int(trainer.epoch.numpy())
+        bar.message(f"done: {run.path} ({done} epoch{'' if done == 1 else 's'})")
+        return FitResult(run.path, config, metrics)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class TrainedModel:

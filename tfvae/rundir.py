@@ -9,6 +9,11 @@
   RUN/best.weights.h5  with --early-stopping: the weights of the best epoch so far
   RUN/best.json        their epoch, exact validation loss and SHA-256 (written before them)
 
+While `tfvae fit` writes a run, it holds an advisory lock on `.RUN.lock` beside the run
+directory (in its parent, so the run directory holds only the run's files): a second writer is
+refused, naming the holder's process and host; the operating system drops the lock when its
+process ends, however it ends (kill -9 included), so a stale file never blocks a resume.
+
 Small files are replaced atomically (a temporary file in the same folder, fsync, rename);
 checkpoints are atomic by TensorFlow's own design (data files first, then the index file that
 names them).
@@ -87,6 +92,67 @@ def why_not_creatable(path: str) -> Optional[str]:
 def _os_error(action: str, path: str, e: OSError) -> RunDirError:
     reason = e.strerror or str(e)
     return RunDirError(f"cannot {action} {path}: {reason}; choose a writable --out")
+
+
+class RunLock:
+    """The one-writer lock of a run directory: `flock` on `.NAME.lock` in its parent folder.
+
+    The file holds the holder's process id, host and start time (for the refusal's message); the
+    lock itself is the kernel's, released when the process exits, so a file left by a dead
+    process is reused, never trusted. (flock works on local filesystems and on NFS v4; on a
+    filesystem without locks, `fit` says so and does not train.)"""
+
+    def __init__(self, run_path: str):
+        run_path = os.path.abspath(run_path)
+        self.run_path = run_path
+        self.path = os.path.join(os.path.dirname(run_path), f".{os.path.basename(run_path)}.lock")
+        self.fd = None
+
+    def holder(self) -> str:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                info = json.load(f)
+            return f"process {info['pid']} on {info['host']}, since {info['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def acquire(self) -> None:
+        import fcntl
+        import socket
+        import time
+
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as e:
+            raise _os_error("create", self.run_path, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(
+                f"{self.run_path} is being written by another tfvae fit ({self.holder()}); wait for it "
+                "to finish or stop it, then --resume; or choose another --out"
+            ) from None
+        except OSError as e:
+            os.close(fd)
+            raise RunDirError(f"cannot lock {self.path}: {e.strerror or e} (a filesystem without file locks?); "
+                              "choose an --out on a local disk") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            try:
+                os.ftruncate(self.fd, 0)
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
 
 
 class RunDir:
