@@ -204,3 +204,29 @@ def test_a_second_writer_is_refused_naming_the_first_and_a_killed_one_never_bloc
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert (out / "metrics.csv").read_text().startswith(metrics_before.splitlines()[0] if metrics_before else "epoch")
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_ends_bit_identical(bars_npz, tmp_path, straight):
+    out = tmp_path / "damaged"
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 2, *ARGS)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    newest = checkpoints(out)[-1].replace(".index", ".data-00000-of-00001")
+    with open(newest, "r+b") as f:  # truncated, as a full disk or a lost machine leaves it
+        f.truncate(os.path.getsize(newest) // 2)
+    resumed = fit_process("-o", out, "--resume", "-e", 4)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    notes = [l for l in err.splitlines() if "is damaged" in l]
+    assert len(notes) == 1 and os.path.basename(newest).split(".")[0] in notes[0] and "resuming from" in notes[0], err
+    for a, b in zip(weights(out), weights(straight)):
+        np.testing.assert_array_equal(a, b)
+    for path in checkpoints(out):  # every checkpoint damaged: one line that says what to do
+        data = path.replace(".index", ".data-00000-of-00001")
+        with open(data, "r+b") as f:
+            f.truncate(8)
+    again = fit_process("-o", out, "--resume", "-e", 5)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode != 0
+    line = [l for l in err.splitlines() if l.startswith("Error: ")][-1]
+    assert "every checkpoint in" in line and "--overwrite" in line and "Traceback" not in err

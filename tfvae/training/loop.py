@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +28,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tfvae.errors import Interrupted, TrainingError
+from tfvae.errors import Interrupted, RunDirError, TrainingError
 from tfvae.progress import Progress, format_metrics
 from tfvae.rundir import RunDir
 from tfvae.runtime import report_startup
@@ -94,6 +96,11 @@ class _StopOnSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def _checkpoint_number(path: str) -> int:
+    match = re.search(r"-(\d+)$", path)
+    return int(match.group(1)) if match else -1
 
 
 class Trainer:
@@ -188,11 +195,29 @@ class Trainer:
     def restore(self, directory: Optional[str] = None) -> bool:
         """Restores the latest checkpoint of the run (every worker reads the chief's); False when
         there is none."""
-        path = tf.train.latest_checkpoint(directory or self.run.checkpoint_dir)
-        if not path:
+        directory = directory or self.run.checkpoint_dir
+        state = tf.train.get_checkpoint_state(directory)
+        paths = list(state.all_model_checkpoint_paths) if state else []
+        latest = tf.train.latest_checkpoint(directory)
+        if latest and latest not in paths:
+            paths.append(latest)
+        if not paths:
             return False
-        self.checkpoint.restore(path).assert_existing_objects_matched()
-        return True
+        damaged = []
+        # newest first; a damaged one (a truncated data file, a lost index) is passed over
+        for path in sorted(paths, key=_checkpoint_number, reverse=True):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except Exception as e:  # DataLossError, IndexError ("Read less bytes"), NotFoundError, ...
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                damaged.append(f"{os.path.basename(path)} ({type(e).__name__}: {first})")
+                continue
+            if damaged:  # said even with --quiet: the run goes on from an earlier step
+                print(f"note: checkpoint {'; '.join(damaged)} is damaged; resuming from the one before it, "
+                      f"{os.path.basename(path)}", file=sys.stderr, flush=True)
+            return True
+        raise RunDirError(f"every checkpoint in {directory} is damaged: {'; '.join(damaged)}; the run cannot "
+                          "be resumed: start it again with --overwrite")
 
     @property
     def manager(self) -> tf.train.CheckpointManager:
