@@ -230,3 +230,29 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_ends_bit_i
     assert again.returncode != 0
     line = [l for l in err.splitlines() if l.startswith("Error: ")][-1]
     assert "every checkpoint in" in line and "--overwrite" in line and "Traceback" not in err
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes(capsys, bars_npz, tmp_path, monkeypatch, straight):
+    import tensorflow as tf
+
+    from conftest import one_error_line, run_cli
+
+    out = tmp_path / "full"
+    real = tf.train.CheckpointManager.save
+    calls = {"n": 0}
+
+    def full_disk(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third epoch's checkpoint
+            raise tf.errors.ResourceExhaustedError(None, None, "out of disk space (No space left on device)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
+    code, _, err = run_cli(capsys, "fit", "-d", bars_npz, "-o", out, "-e", 4, *ARGS)
+    line = one_error_line(err)
+    assert code == 1 and "cannot save a checkpoint at step" in line and "the disk is full" in line and "--resume" in line
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real)
+    code, _, err = run_cli(capsys, "fit", "-o", out, "--resume")
+    assert code == 0, err
+    for a, b in zip(weights(out), weights(straight)):
+        np.testing.assert_array_equal(a, b)

@@ -229,7 +229,19 @@ class Trainer:
         return self._manager
 
     def save_checkpoint(self) -> str:
-        return self.manager.save(checkpoint_number=self.step)
+        """Saves a checkpoint; a full disk or a filesystem that refuses the write is one line (the
+        checkpoints before it stay intact: TensorFlow writes the index last)."""
+        try:
+            return self.manager.save(checkpoint_number=self.step)
+        except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError,
+                tf.errors.UnavailableError, OSError) as e:
+            reason = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
+            reason = (reason.strip().splitlines() or [type(e).__name__])[0][:200]
+            full = isinstance(e, tf.errors.ResourceExhaustedError) or "No space left" in reason
+            what = "the disk is full" if full else f"the write failed ({reason})"
+            raise RunDirError(f"cannot save a checkpoint at step {int(self.step.numpy())} in "
+                              f"{self.manager.directory}: {what}; the earlier checkpoints are intact: free "
+                              "space (or fix the folder) and continue with --resume") from None
 
     def cleanup(self) -> None:
         """Removes a non-chief worker's scratch checkpoints."""
