@@ -268,3 +268,15 @@ def test_a_dataset_smaller_than_the_batch_trains_with_the_batch_clipped(capsys, 
     assert json.loads((tmp_path / "r" / "config.json").read_text())["batch_size"] == 18
     code, _, err = run_cli(capsys, "fit", "-o", tmp_path / "r", "--resume", "-e", "3")
     assert code == 0, err
+
+
+def test_picture_outputs_say_when_they_create_a_folder_and_curves_name_their_units(capsys, tmp_path, runs):
+    from tfvae.pictures import CURVE_LABELS, CURVE_PANELS
+
+    code, _, err = run_cli(capsys, "curves", runs["vae2"], "-o", tmp_path / "new" / "deeper" / "c.png")
+    assert code == 0, err
+    assert f"created folder {os.path.relpath(tmp_path / 'new' / 'deeper')}" in err
+    for _, _, keys in CURVE_PANELS:  # every plotted metric is named with its unit, not as a column name
+        for key in keys:
+            if key not in ("loss", "penalty", "reconstruction"):
+                assert "(" in CURVE_LABELS[key] and "nats" in CURVE_LABELS[key], key
