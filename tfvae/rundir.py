@@ -121,8 +121,13 @@ class RunLock:
         import socket
         import time
 
+        parent = os.path.dirname(self.path)
+        if not os.path.isdir(parent):
+            reason = why_not_creatable(parent)
+            if reason:  # as RunDir.check_writable says it
+                raise RunDirError(f"cannot create {self.run_path}: {reason}; choose another --out")
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
         except OSError as e:
             raise _os_error("create", self.run_path, e) from None
