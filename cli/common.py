@@ -36,7 +36,5 @@ def output_path(path: str, suffix: str) -> str:
         raise TfvaeError(f"cannot write {path}: {reason}; choose another output path")
     if not os.path.isdir(folder):
         os.makedirs(folder, exist_ok=True)
-        import click
-
         click.echo(f"created folder {os.path.relpath(folder)}", err=True)
     return path

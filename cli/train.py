@@ -215,11 +215,7 @@ def info(run_dir, as_json):
 def _mid_epoch(run, rows) -> str:
     """', and N steps into epoch E (checkpointed: --resume continues there)' when the newest
     checkpoint is past the last finished epoch (a run stopped by Ctrl-C or a signal)."""
-    import glob
-    import re
-
-    steps = [int(m.group(1)) for p in glob.glob(os.path.join(run.checkpoint_dir, "ckpt-*.index"))
-             if (m := re.search(r"ckpt-(\d+)\.index$", p))]
+    steps = run.checkpoint_steps()
     done = int(rows[-1]["step"]) if rows else 0
     if not steps or max(steps) <= done:
         return ""

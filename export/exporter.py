@@ -91,12 +91,13 @@ def held_model(out_dir: str):
     return (names[0], None) if names else None
 
 
-def check_same_model(out_dir: str, name, interface: dict, run_dir: str) -> str:
-    """The model name to export under: a folder holds one model, so a second export into it must
-    be a new version of the same model (the same interface and name)."""
+def check_same_model(out_dir: str, name, interface: dict, run_dir: str):
+    """(the model name to export under, the report of the version the folder holds or None): a
+    folder holds one model, so a second export into it must be a new version of the same model
+    (the same interface and name)."""
     held = held_model(out_dir)
     if held is None:
-        return name or model_name(run_dir)
+        return name or model_name(run_dir), None
     held_name, report = held
     if report is None:
         raise TfvaeError(f"{out_dir} holds a SavedModel ({held_name}) without its report.json, so tfvae cannot "
@@ -109,7 +110,7 @@ def check_same_model(out_dir: str, name, interface: dict, run_dir: str) -> str:
         raise TfvaeError(f"{out_dir} holds {held_name!r}, {_describe(held_interface)} (from {report.get('run_dir')}); "
                          f"{run_dir} is {_describe(interface)}: one export folder holds one model, so export it "
                          "into another folder (-o), or remove this one")
-    return held_name
+    return held_name, report
 
 
 def _replace(src: str, dst: str, trash: str) -> None:
@@ -126,8 +127,7 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
     interface = interface_of(trained)
     if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise TfvaeError(f"--name {name!r}: use letters, digits, '_' and '-' only (it is a URL part in TF Serving)")
-    name = check_same_model(out_dir, name, interface, trained.run_dir)
-    previous = held_model(out_dir)
+    name, previous = check_same_model(out_dir, name, interface, trained.run_dir)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise TfvaeError(f"--name {name!r}: use letters, digits, '_' and '-' only (it is a URL part in TF Serving)")
     base = os.path.join(out_dir, "saved_model", name)
@@ -220,7 +220,7 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
         trash = tempfile.mkdtemp(prefix=".old-", dir=out_dir)
         try:
             os.makedirs(base, exist_ok=True)
-            old_version = previous[1]["saved_model"]["version"] if previous and previous[1] else None
+            old_version = previous["saved_model"]["version"] if previous else None
             if old_version is not None and old_version != version:  # keep the earlier version's files
                 kept = os.path.join(out_dir, "history", str(old_version))
                 if os.path.exists(kept):  # left by an earlier export of that version number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -118,10 +119,7 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     # lock the system drops when the process ends, however it ends). Multi-worker: the chief's.
     parent = os.path.dirname(run.path)
     parent_missing = not os.path.isdir(parent)
-    lock = RunLock(run.path) if chief else None
-    if lock is not None:
-        lock.acquire()
-    try:
+    with RunLock(run.path) if chief else contextlib.nullcontext():
         if not resume and chief:
             if run.exists() and not overwrite:
                 hint = "pass --resume to continue it or --overwrite to replace it" if run.is_run() else \
@@ -187,9 +185,6 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
         done = int(trainer.epoch.numpy())
         bar.message(f"done: {run.path} ({done} epoch{'' if done == 1 else 's'})")
         return FitResult(run.path, config, metrics)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 class TrainedModel:

@@ -94,6 +94,14 @@ def _os_error(action: str, path: str, e: OSError) -> RunDirError:
     return RunDirError(f"cannot {action} {path}: {reason}; choose a writable --out")
 
 
+def checkpoint_number(path: str) -> int:
+    """The step a checkpoint was saved at, from its name (ckpt-1144 or ckpt-1144.index); -1 if none."""
+    import re
+
+    match = re.search(r"ckpt-(\d+)(?:\.index)?$", os.path.basename(path))
+    return int(match.group(1)) if match else -1
+
+
 class RunLock:
     """The one-writer lock of a run directory: `flock` on `.NAME.lock` in its parent folder.
 
@@ -147,6 +155,13 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self.fd = fd
+
+    def __enter__(self) -> "RunLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def release(self) -> None:
         if self.fd is not None:
@@ -202,6 +217,12 @@ class RunDir:
     def best_info_path(self):
         """With --early-stopping: {"epoch", "val_loss", "sha256"} of the weights in best.weights.h5."""
         return self.file(BEST_INFO)
+
+    def checkpoint_steps(self) -> list:
+        """The steps of the checkpoints on disk (their index files), oldest first."""
+        import glob
+
+        return sorted(checkpoint_number(p) for p in glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.index")))
 
     def exists(self) -> bool:
         return os.path.exists(self.path)

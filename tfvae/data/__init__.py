@@ -272,16 +272,17 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
         train_idx = train_idx[:max_train_examples]
     pick = (lambda a, i: None if a is None else a[i])
     train, val, test = x[train_idx], x[val_idx], x_test
-    originals, val_originals = as_float(x_test), as_float(val)
     if binarization in ("static", "dynamic"):
         if binarization == "static":
             train = binarize(train, BINARIZATION_SEED)
             if x.dtype == np.uint8:  # keep 8 bits: 0 or 255
                 train = train.astype(np.uint8) * np.uint8(255)
+        originals, val_originals = as_float(test), as_float(val)
         val = binarize(val, BINARIZATION_SEED + 1)
         test = binarize(test, BINARIZATION_SEED + 2)
-    else:
+    else:  # the images are their own originals: the same arrays, no copies
         val, test = as_float(val), as_float(test)
+        originals, val_originals = test, val
     return Splits(
         train=np.ascontiguousarray(train),
         train_labels=pick(y, train_idx),

@@ -407,10 +407,14 @@ class Variational(Family):
     samples_option: ClassVar[str] = ""
     score_description = "negative ELBO (nats)"
 
+    # the prior options a prior does not use (a N(0, I) prior has no size, only the VampPrior has
+    # pseudo-inputs to initialize)
+    PRIOR_UNUSED: ClassVar[dict] = {"normal": ("prior_components", "prior_init"), "mog": ("prior_init",)}
+
     @classmethod
     def implied_options(cls, config) -> set:
         defaults = {o.name: o.default for o in cls.options}
-        unused = {"normal": ("prior", "prior_components", "prior_init"), "mog": ("prior_init",)}.get(config.prior, ())
+        unused = cls.PRIOR_UNUSED.get(config.prior, ()) + (("prior",) if config.prior == "normal" else ())
         return {name for name in unused if name in defaults and config.options.get(name) == defaults[name]}
 
     @classmethod
@@ -420,7 +424,7 @@ class Variational(Family):
             unused |= {"gaussian_variance", "gaussian_scale"}
         elif config.gaussian_variance != "fixed":
             unused.add("gaussian_scale")
-        unused |= {"normal": {"prior_components", "prior_init"}, "mog": {"prior_init"}}.get(config.prior, set())
+        unused |= set(cls.PRIOR_UNUSED.get(config.prior, ()))
         return {name for name in unused if name in config.options}
 
     @classmethod

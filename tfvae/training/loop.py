@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import shutil
 import signal
 import sys
@@ -30,7 +29,7 @@ import tensorflow as tf
 
 from tfvae.errors import Interrupted, RunDirError, TrainingError
 from tfvae.progress import Progress, format_metrics
-from tfvae.rundir import RunDir
+from tfvae.rundir import RunDir, checkpoint_number
 from tfvae.runtime import report_startup
 from tfvae.strategy import WorkerInfo
 from tfvae.training.step import TrainStep, seeds_for
@@ -96,11 +95,6 @@ class _StopOnSignals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
-
-
-def _checkpoint_number(path: str) -> int:
-    match = re.search(r"-(\d+)$", path)
-    return int(match.group(1)) if match else -1
 
 
 class Trainer:
@@ -205,7 +199,7 @@ class Trainer:
             return False
         damaged = []
         # newest first; a damaged one (a truncated data file, a lost index) is passed over
-        for path in sorted(paths, key=_checkpoint_number, reverse=True):
+        for path in sorted(paths, key=checkpoint_number, reverse=True):
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except Exception as e:  # DataLossError, IndexError ("Read less bytes"), NotFoundError, ...
