@@ -64,7 +64,7 @@ def _one_line(text: str) -> str:
 
 def main(argv=None) -> None:
     """Runs the command line; exits with 0 on success, the error's status otherwise."""
-    from tfvae.errors import Interrupted, TfvaeError
+    from tfvae.errors import Interrupted, TfvaeError, system_failure
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -90,10 +90,12 @@ def main(argv=None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
-    except OSError as e:  # a full disk, a file that vanished, a permission: the system's own words
-        where = f": {e.filename}" if getattr(e, "filename", None) else ""
-        click.echo(f"Error: {e.strerror or e}{where}", err=True)
-        sys.exit(1)
+    except Exception as e:  # a full disk, a read-only folder, a permission, however it is wrapped
+        failure = system_failure(e)
+        if failure is None:
+            raise
+        click.echo(f"Error: {failure}", err=True)
+        sys.exit(failure.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -256,3 +256,26 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_run_resumes(capsys,
     assert code == 0, err
     for a, b in zip(weights(out), weights(straight)):
         np.testing.assert_array_equal(a, b)
+
+
+CHAOS_KILLS = int(os.environ.get("TFVAE_CHAOS_KILLS", "5"))  # bench/chaos.py runs many more
+
+
+def test_sigkill_at_random_moments_and_during_checkpoint_writes_then_resume_ends_bit_identical(
+        bars_npz, tmp_path, straight):
+    from chaos import chaos_train
+
+    out = tmp_path / "chaos"
+    stats = chaos_train(["-d", bars_npz, "-e", 4, "--checkpoint-every", 3, "--steps-per-call", 1, *ARGS], out,
+                        kills=CHAOS_KILLS, seed=7, log=print)
+    print(stats)
+    assert stats["kills"] == CHAOS_KILLS, stats  # the run outlived every kill it was meant to suffer
+    assert stats["mid_write"] >= 1, stats  # at least one kill landed inside a checkpoint write
+    assert stats["leftovers_after"] == [], stats  # the resumes swept what the kills left
+    for a, b in zip(weights(out), weights(straight), strict=True):
+        np.testing.assert_array_equal(a, b)
+    rows, ref = RunDir(str(out)).read_metrics(), RunDir(str(straight)).read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    for r, q in zip(rows, ref):
+        assert r["loss"] == pytest.approx(q["loss"], rel=1e-5) and r["val_elbo"] == pytest.approx(q["val_elbo"], rel=1e-6)
+    assert not [f for f in os.listdir(out) if f.startswith(".")]

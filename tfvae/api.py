@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from tfvae.config import Config, check_model_options, make_config, resume_conflicts
-from tfvae.errors import ConfigError, RunDirError
+from tfvae.errors import ConfigError, RunDirError, system_failure
 from tfvae.rundir import RunDir, RunLock
 
 
@@ -75,6 +75,12 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
     if conflict:
         raise RunDirError(f"cannot resume {run.path}: {conflict}")
     return saved.replace(**options) if options else saved
+
+
+def _resume_hint(run: RunDir) -> str:
+    steps = run.checkpoint_steps()
+    kept = f"checkpoint ckpt-{steps[-1]} is intact" if steps else "no checkpoint had been written yet"
+    return f"{kept}: fix that, then continue with: tfvae fit --out {run.path} --resume"
 
 
 def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: bool = False,
@@ -146,6 +152,11 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
 
         if resume:
             _, saved_meta = run.read()
+            if chief:  # what a writer killed mid-write left (this process holds the lock)
+                swept = run.sweep_leftovers()
+                if swept:
+                    bar.message(f"removed {len(swept)} unfinished file(s) of an interrupted write: "
+                                f"{', '.join(sorted(swept)[:4])}{' ...' if len(swept) > 4 else ''}")
             if list(saved_meta.get("image_shape", [])) != list(splits.image_shape):
                 raise RunDirError(
                     f"cannot resume {run.path}: it was trained on {saved_meta.get('image_shape')} images, "
@@ -177,7 +188,13 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
             bar.message(f"note: the KL weight rises from 0 to its full value over {warmup} epochs (--kl-warmup) and "
                         f"reaches only {config.epochs / warmup:.0%} of it after these {config.epochs}; until then the "
                         "loss is not the negative ELBO (the elbo column is)")
-        metrics = trainer.train()
+        try:
+            metrics = trainer.train()
+        except Exception as e:  # a full disk, a folder made read-only, ... while training: one line
+            failure = system_failure(e, resume_hint=_resume_hint(run))
+            if failure is None:
+                raise
+            raise failure from None
         digest = metrics.pop("weights_sha256", "")
         if worker is not None:
             print(f"worker {worker.index}/{worker.count}: done, {int(trainer.epoch.numpy())} epochs, "

@@ -224,6 +224,36 @@ class RunDir:
 
         return sorted(checkpoint_number(p) for p in glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.index")))
 
+    def sweep_leftovers(self) -> list:
+        """Removes what a writer killed mid-write leaves (called by `fit --resume` while it holds
+        the lock, so no other writer's files are touched): the temporary files of atomic writes,
+        TensorFlow's `ckpt-N_temp/` folders and `checkpoint.tmp*` files, the data files of a
+        checkpoint whose index was never written, and `--overwrite`'s staging folders. Returns
+        the names removed."""
+        import glob
+        import re
+
+        found = glob.glob(os.path.join(self.path, ".*.tmp")) + glob.glob(os.path.join(self.path, "*.tmp-*.keras"))
+        found += glob.glob(os.path.join(self.path, ".best-*.weights.h5"))
+        found += glob.glob(os.path.join(self.checkpoint_dir, "*_temp*"))
+        found += glob.glob(os.path.join(self.checkpoint_dir, "checkpoint.tmp*"))
+        indexed = set(self.checkpoint_steps())
+        for data in glob.glob(os.path.join(self.checkpoint_dir, "ckpt-*.data-*")):
+            match = re.match(r"ckpt-(\d+)\.data-", os.path.basename(data))
+            if match and int(match.group(1)) not in indexed:
+                found.append(data)
+        base = glob.escape(os.path.basename(self.path))
+        parent = os.path.dirname(self.path)
+        found += glob.glob(os.path.join(parent, f".{base}.*.new")) + glob.glob(os.path.join(parent, f".{base}.*.old"))
+        removed = []
+        for path in found:
+            try:
+                shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+                removed.append(os.path.relpath(path, parent))
+            except FileNotFoundError:
+                pass
+        return removed
+
     def exists(self) -> bool:
         return os.path.exists(self.path)
 
