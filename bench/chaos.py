@@ -2,7 +2,7 @@
 times (every other kill at the start of a checkpoint write, the others at a random moment),
 resumed after each, then compared bit for bit with an uninterrupted run.
 
-    python bench/chaos.py [--kills 30] [--epochs 6] [--seed 0]
+    python bench/chaos.py [--kills 30] [--epochs 16] [--seed 0]
 
 Prints each kill, then the counts (kills, kills that left a half-written checkpoint) and whether
 the final weights equal the uninterrupted run's; exits 1 if they do not.
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=30)
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 

@@ -28,13 +28,34 @@ def output_path(path: str, suffix: str) -> str:
     """Checks an output file path: the right extension, a writable folder (created if missing)."""
     if not path.lower().endswith(suffix):
         raise TfvaeError(f"{path}: the output file must end in {suffix}")
-    from tfvae.rundir import why_not_creatable
+    from tfvae.rundir import first_missing, why_not_creatable
 
     folder = os.path.dirname(os.path.abspath(path))
     reason = why_not_creatable(folder)
     if reason:
         raise TfvaeError(f"cannot write {path}: {reason}; choose another output path")
-    if not os.path.isdir(folder):
-        os.makedirs(folder, exist_ok=True)
-        click.echo(f"created folder {os.path.relpath(folder)}", err=True)
+    if not os.path.isdir(folder):  # made when the file is written (atomic_write_bytes)
+        CREATED.append((first_missing(folder), folder))
     return path
+
+
+# Output folders that did not exist (the highest missing one, the file's folder): made by the
+# first write into them, said when the command succeeds, removed if empty when it fails.
+CREATED = []
+
+
+def report_created_folders(failed: bool) -> None:
+    from tfvae.rundir import remove_if_empty
+
+    while CREATED:
+        top, folder = CREATED.pop(0)
+        if failed:
+            remove_if_empty(top)
+        elif os.path.isdir(folder):
+            click.echo(f"created folder {shown_path(folder)}", err=True)
+
+
+def shown_path(path: str) -> str:
+    """A path as the user would type it: relative to the working folder when under it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel

@@ -64,9 +64,24 @@ def _one_line(text: str) -> str:
 
 def main(argv=None) -> None:
     """Runs the command line; exits with 0 on success, the error's status otherwise."""
-    from tfvae.errors import Interrupted, TfvaeError, system_failure
+
+    from tfvae.cli.common import CREATED, report_created_folders
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    CREATED.clear()
+    try:
+        _main(argv)
+    except SystemExit as e:  # every path ends here: a failed command leaves no empty output folders
+        report_created_folders(failed=e.code not in (0, None))
+        raise
+    except BaseException:
+        report_created_folders(failed=True)
+        raise
+
+
+def _main(argv) -> None:
+    from tfvae.errors import Interrupted, TfvaeError, system_failure
+
     try:
         code = cli.main(args=argv, prog_name="tfvae", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:  # bare `tfvae`: show the help, not an error

@@ -180,14 +180,15 @@ def info(run_dir, as_json):
     config, meta = run.read()
     rows = run.read_metrics()
     last = rows[-1] if rows else None
+    done = int(last["epoch"]) if last else 0  # the rows may start later (an earlier metrics.csv set aside)
     if as_json:
         click.echo(json.dumps({"run_dir": run.path, "config": config.to_dict(), **meta,
-                               "epochs_done": len(rows), "last_metrics": last}, indent=2))
+                               "epochs_done": done, "last_metrics": last}, indent=2))
         return
     click.echo(f"run        {run.path}")
     click.echo(f"images     {'x'.join(map(str, meta.get('image_shape', [])))}"
                + (f", classes: {', '.join(map(str, meta['class_names']))}" if meta.get("class_names") else ""))
-    click.echo(f"trained    {len(rows)} of {config.epochs} epochs"
+    click.echo(f"trained    {done} of {config.epochs} epochs"
                + (", final model saved" if os.path.exists(run.model_path) else "") + _mid_epoch(run, rows))
     click.echo("config")
     click.echo(f"  {'model':<20} {config.model}")
@@ -219,7 +220,7 @@ def _mid_epoch(run, rows) -> str:
     done = int(rows[-1]["step"]) if rows else 0
     if not steps or max(steps) <= done:
         return ""
-    return (f", and {max(steps) - done} steps into epoch {len(rows) + 1} (checkpointed at step "
+    return (f", and {max(steps) - done} steps into epoch {int(rows[-1]['epoch']) + 1 if rows else 1} (checkpointed at step "
             f"{max(steps)}: --resume continues there)")
 
 

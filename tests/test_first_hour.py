@@ -275,7 +275,13 @@ def test_picture_outputs_say_when_they_create_a_folder_and_curves_name_their_uni
 
     code, _, err = run_cli(capsys, "curves", runs["vae2"], "-o", tmp_path / "new" / "deeper" / "c.png")
     assert code == 0, err
-    assert f"created folder {os.path.relpath(tmp_path / 'new' / 'deeper')}" in err
+    from tfvae.cli.common import shown_path
+
+    assert f"created folder {shown_path(str(tmp_path / 'new' / 'deeper'))}" in err
+    # a picture command that fails leaves no folder behind
+    (tmp_path / "not-a-run").mkdir()
+    code, _, err = run_cli(capsys, "curves", tmp_path / "not-a-run", "-o", tmp_path / "other" / "deeper" / "c.png")
+    assert code != 0 and not (tmp_path / "other").exists()
     for _, _, keys in CURVE_PANELS:  # every plotted metric is named with its unit, not as a column name
         for key in keys:
             if key not in ("loss", "penalty", "reconstruction"):

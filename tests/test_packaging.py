@@ -2,7 +2,6 @@
 `python -m build` makes holds every package under the one import name tfvae, installs into a fresh
 environment and trains there; `pip install -e .` is a PEP 660 editable install exposing tfvae alone."""
 
-import json
 import os
 import shutil
 import subprocess

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ import numpy as np
 
 from tfvae.config import Config, check_model_options, make_config, resume_conflicts
 from tfvae.errors import ConfigError, RunDirError, system_failure
-from tfvae.rundir import RunDir, RunLock
+from tfvae.rundir import RunDir, RunLock, first_missing, remove_if_empty
 
 
 @dataclass
@@ -67,6 +68,7 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
         raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
     run = RunDir(out)
     saved, _ = run.read()
+    run.read_metrics()  # a damaged metrics.csv is said before any work is done
     check_model_options(saved, options)
     if options.get("early_stopping") and saved.validation_split == 0:
         raise ConfigError(f"{run.path} was trained with --validation-split 0, so --early-stopping has no "
@@ -125,6 +127,15 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     # lock the system drops when the process ends, however it ends). Multi-worker: the chief's.
     parent = os.path.dirname(run.path)
     parent_missing = not os.path.isdir(parent)
+    created = first_missing(parent) if chief else None
+    try:
+        return _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, parent, parent_missing)
+    except BaseException:
+        remove_if_empty(created)  # a fit that failed leaves no empty folders behind
+        raise
+
+
+def _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, parent, parent_missing) -> FitResult:
     with RunLock(run.path) if chief else contextlib.nullcontext():
         if not resume and chief:
             if run.exists() and not overwrite:
@@ -172,7 +183,8 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
             trainer = build(config, splits, run, progress=bar)  # fails before anything is written
             if chief:
                 if parent_missing:
-                    bar.message(f"created folder {os.path.relpath(parent)}")
+                    rel = os.path.relpath(parent)
+                    bar.message(f"created folder {parent if rel.startswith('..') else rel}")
                 run.create(config, meta, overwrite=overwrite)
             prior = getattr(trainer.model, "prior", None)
             what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")
@@ -294,14 +306,24 @@ def load(run_dir: str) -> TrainedModel:
 
     import_tensorflow_quietly()  # as quiet as the command line (see fit)
     if os.path.isfile(run.model_path):
-        model = family.from_keras_file(run.model_path, config, image_shape)
+        try:
+            model = family.from_keras_file(run.model_path, config, image_shape)
+        except Exception as e:  # a truncated zip, a failed CRC, a damaged HDF5 inside: never trusted
+            if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EIO):
+                raise system_failure(e) from None  # the file may be fine; the system refused it
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            if "File not found" in first or "zip" in type(e).__name__.lower():  # Keras's words for a cut zip
+                first = "not a complete .keras zip file"
+            raise RunDirError(f"{run.model_path} is damaged ({first}); write it again from "
+                              f"the run's last checkpoint with: tfvae fit --out {run.path} --resume") from None
     else:
         import tensorflow as tf
 
+        from tfvae.training.loop import restore_newest_intact
+
         model = family(config, image_shape)
-        latest = tf.train.latest_checkpoint(run.checkpoint_dir)
-        if not latest:
+        if not restore_newest_intact(tf.train.Checkpoint(**model.parts), run.checkpoint_dir, match="partial",
+                                     doing="loading"):
             raise RunDirError(f"{run.path} has neither {os.path.basename(run.model_path)} nor a checkpoint; "
                               "train it first (tfvae fit --resume)")
-        tf.train.Checkpoint(**model.parts).restore(latest).expect_partial()
     return TrainedModel(model, config, run.path, meta)

@@ -12,7 +12,8 @@
 While `tfvae fit` writes a run, it holds an advisory lock on `.RUN.lock` beside the run
 directory (in its parent, so the run directory holds only the run's files): a second writer is
 refused, naming the holder's process and host; the operating system drops the lock when its
-process ends, however it ends (kill -9 included), so a stale file never blocks a resume.
+process ends, however it ends (kill -9 included), so a stale file never blocks a resume. The
+holder removes the file when it is done.
 
 Small files are replaced atomically (a temporary file in the same folder, fsync, rename);
 checkpoints are atomic by TensorFlow's own design (data files first, then the index file that
@@ -30,7 +31,7 @@ import tempfile
 from typing import Optional
 
 from tfvae.config import Config, make_config
-from tfvae.errors import RunDirError
+from tfvae.errors import RunDirError, _first_line, system_failure
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"
@@ -52,6 +53,7 @@ def _umask() -> int:
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Writes `data` to `path` so that readers see the old file or the new one, never a part."""
     directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)  # an output folder named on the command line
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -76,6 +78,24 @@ def nearest_existing(path: str) -> str:
     while not os.path.exists(path):
         path = os.path.dirname(path)
     return path
+
+
+def first_missing(path: str) -> Optional[str]:
+    """The highest folder on the way to `path` that does not exist yet (the one `os.makedirs`
+    would create first); None when `path` exists."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        return None
+    while not os.path.exists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
+
+
+def remove_if_empty(top: Optional[str]) -> None:
+    """Removes `top` (a folder this process created) when no file was written under it: a
+    command that failed leaves no empty folders behind."""
+    if top and os.path.isdir(top) and not any(files for _, _, files in os.walk(top)):
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def why_not_creatable(path: str) -> Optional[str]:
@@ -134,23 +154,30 @@ class RunLock:
             reason = why_not_creatable(parent)
             if reason:  # as RunDir.check_writable says it
                 raise RunDirError(f"cannot create {self.run_path}: {reason}; choose another --out")
-        try:
-            os.makedirs(parent, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-        except OSError as e:
-            raise _os_error("create", self.run_path, e) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            try:
+                os.makedirs(parent, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            except OSError as e:
+                raise _os_error("create", self.run_path, e) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunDirError(
+                    f"{self.run_path} is being written by another tfvae fit ({self.holder()}); wait for it "
+                    "to finish or stop it, then --resume; or choose another --out"
+                ) from None
+            except OSError as e:
+                os.close(fd)
+                raise RunDirError(f"cannot lock {self.path}: {e.strerror or e} (a filesystem without file locks?); "
+                                  "choose an --out on a local disk") from None
+            try:  # the holder removes the file when it is done: a file locked after that is not the lock
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise RunDirError(
-                f"{self.run_path} is being written by another tfvae fit ({self.holder()}); wait for it "
-                "to finish or stop it, then --resume; or choose another --out"
-            ) from None
-        except OSError as e:
-            os.close(fd)
-            raise RunDirError(f"cannot lock {self.path}: {e.strerror or e} (a filesystem without file locks?); "
-                              "choose an --out on a local disk") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
@@ -168,8 +195,10 @@ class RunLock:
             import fcntl
 
             try:
-                os.ftruncate(self.fd, 0)
+                os.remove(self.path)  # while still locked (see acquire's inode check)
                 fcntl.flock(self.fd, fcntl.LOCK_UN)
+            except FileNotFoundError:
+                pass
             finally:
                 os.close(self.fd)
                 self.fd = None
@@ -270,8 +299,14 @@ class RunDir:
         try:
             with open(self.config_path, encoding="utf-8") as f:
                 raw = json.load(f)
-        except (OSError, ValueError) as e:
-            raise RunDirError(f"{self.config_path} cannot be read ({e}); the run directory is damaged") from None
+            if not isinstance(raw, dict):
+                raise ValueError(f"it holds a JSON {type(raw).__name__}, not an object")
+        except OSError as e:
+            raise system_failure(e) from None
+        except ValueError as e:  # UnicodeDecodeError included
+            raise RunDirError(f"{self.config_path} is damaged ({_first_line(e)}); the run's settings cannot be "
+                              "rebuilt from its other files: put back a copy of config.json, or train again "
+                              "with --overwrite") from None
         meta = {k: raw.pop(k) for k in META_KEYS if k in raw}
         return make_config(raw, where=self.config_path), meta
 
@@ -333,18 +368,34 @@ class RunDir:
         """metrics.csv as a list of dicts (numbers as floats); empty when there is none yet."""
         if not os.path.isfile(self.metrics_path):
             return []
-        with open(self.metrics_path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        try:
+            with open(self.metrics_path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise system_failure(e) from None
+        except (ValueError, csv.Error) as e:
+            raise self._damaged_metrics(_first_line(e)) from None
         out = []
-        for row in rows:
+        for number, row in enumerate(rows, start=1):
+            if None in row or None in row.values():  # more or fewer fields than the header names
+                raise self._damaged_metrics(f"row {number} does not have the header's {len(row) - (None in row)} columns")
             parsed = {}
             for k, v in row.items():
                 try:
-                    parsed[k] = float(v) if v not in ("", None) else None
+                    parsed[k] = float(v) if v != "" else None
                 except ValueError:
-                    parsed[k] = v
+                    raise self._damaged_metrics(f"row {number}, column {k!r} is {v[:20]!r}, not a number") from None
+            epoch, expected = parsed.get("epoch"), out[-1]["epoch"] + 1 if out else None
+            if epoch is None or epoch < 1 or not float(epoch).is_integer() or expected not in (None, epoch):
+                raise self._damaged_metrics(f"row {number} is epoch {epoch}, not "
+                                            + (f"{expected:g}" if expected else "a positive whole number"))
             out.append(parsed)
         return out
+
+    def _damaged_metrics(self, why: str) -> RunDirError:
+        return RunDirError(f"{self.metrics_path} is damaged ({why}); move it aside and `tfvae fit --out {self.path} "
+                           "--resume` goes on (from the last checkpoint, with the later epochs' rows only), or "
+                           "train again with --overwrite")
 
     def write_metrics(self, rows: list) -> None:
         """Rewrites metrics.csv atomically (it is small: one row per epoch)."""

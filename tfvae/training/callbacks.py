@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -182,6 +183,14 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, trainer, rows):
         held = best_info(trainer.run)
+        trained = int(rows[-1]["epoch"]) if rows else 0
+        if os.path.exists(trainer.run.best_info_path) and not held["intact"] and held["epoch"] <= trained:
+            # damaged, not trusted (a crash between best.json and the weights leaves held epoch > trained)
+            what = ("best.json is unreadable" if not held["epoch"] else
+                    "best.weights.h5 is not the file best.json names (its SHA-256 differs)")
+            print(f"note: {what} in {trainer.run.path}: the best epoch's weights are lost; early stopping watches "
+                  f"again from epoch {trained}", file=sys.stderr, flush=True)
+            held = {"epoch": 0, "val_loss": None, "intact": False}
         self.state = EarlyStoppingState(self.patience, self.warmup, rows, held["epoch"], held["val_loss"])
 
     def on_epoch_begin(self, trainer, epoch):

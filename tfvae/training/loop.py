@@ -70,6 +70,40 @@ def weights_digest(variables) -> str:
     return h.hexdigest()
 
 
+def restore_newest_intact(checkpoint, directory: str, match: str = "existing",
+                          doing: str = "resuming from") -> Optional[str]:
+    """Restores the newest checkpoint in `directory` that reads back whole into `checkpoint`
+    (a tf.train.Checkpoint) and returns its path; None when there is none. A damaged one (a
+    truncated data file, a lost index, a failed checksum) is passed over with a one-line note on
+    stderr; when every one is damaged, a one-line RunDirError that names --overwrite.
+    match: "existing" (every object of `checkpoint` is in the file) or "partial" (loading a model
+    without its optimizer)."""
+    state = tf.train.get_checkpoint_state(directory)
+    paths = list(state.all_model_checkpoint_paths) if state else []
+    latest = tf.train.latest_checkpoint(directory)
+    if latest and latest not in paths:
+        paths.append(latest)
+    if not paths:
+        return None
+    damaged = []
+    for path in sorted(paths, key=checkpoint_number, reverse=True):  # newest first
+        try:
+            status = checkpoint.restore(path)
+            status.assert_existing_objects_matched() if match == "existing" else status.expect_partial()
+            if match != "existing":  # expect_partial defers reading: read the values now
+                status.assert_nontrivial_match()
+        except Exception as e:  # DataLossError, IndexError ("Read less bytes"), NotFoundError, ...
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            damaged.append(f"{os.path.basename(path)} ({type(e).__name__}: {first})")
+            continue
+        if damaged:  # said even with --quiet: the run goes on from an earlier step
+            print(f"note: checkpoint {'; '.join(damaged)} is damaged; {doing} the one before it, "
+                  f"{os.path.basename(path)}", file=sys.stderr, flush=True)
+        return path
+    raise RunDirError(f"every checkpoint in {directory} is damaged: {'; '.join(damaged)}; the run cannot "
+                      "be resumed: start it again with --overwrite")
+
+
 class _StopOnSignals:
     """SIGINT/SIGTERM set a flag that the training loop reads at the next step; a second SIGINT
     interrupts at once."""
@@ -187,31 +221,9 @@ class Trainer:
         return tf.argsort(tf.random.stateless_uniform([len(self.splits.train)], seed))
 
     def restore(self, directory: Optional[str] = None) -> bool:
-        """Restores the latest checkpoint of the run (every worker reads the chief's); False when
-        there is none."""
-        directory = directory or self.run.checkpoint_dir
-        state = tf.train.get_checkpoint_state(directory)
-        paths = list(state.all_model_checkpoint_paths) if state else []
-        latest = tf.train.latest_checkpoint(directory)
-        if latest and latest not in paths:
-            paths.append(latest)
-        if not paths:
-            return False
-        damaged = []
-        # newest first; a damaged one (a truncated data file, a lost index) is passed over
-        for path in sorted(paths, key=checkpoint_number, reverse=True):
-            try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
-            except Exception as e:  # DataLossError, IndexError ("Read less bytes"), NotFoundError, ...
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-                damaged.append(f"{os.path.basename(path)} ({type(e).__name__}: {first})")
-                continue
-            if damaged:  # said even with --quiet: the run goes on from an earlier step
-                print(f"note: checkpoint {'; '.join(damaged)} is damaged; resuming from the one before it, "
-                      f"{os.path.basename(path)}", file=sys.stderr, flush=True)
-            return True
-        raise RunDirError(f"every checkpoint in {directory} is damaged: {'; '.join(damaged)}; the run cannot "
-                          "be resumed: start it again with --overwrite")
+        """Restores the latest intact checkpoint of the run (every worker reads the chief's);
+        False when there is none."""
+        return restore_newest_intact(self.checkpoint, directory or self.run.checkpoint_dir, match="existing") is not None
 
     @property
     def manager(self) -> tf.train.CheckpointManager:
