@@ -279,3 +279,151 @@ def test_sigkill_at_random_moments_and_during_checkpoint_writes_then_resume_ends
     for r, q in zip(rows, ref):
         assert r["loss"] == pytest.approx(q["loss"], rel=1e-5) and r["val_elbo"] == pytest.approx(q["val_elbo"], rel=1e-6)
     assert not [f for f in os.listdir(out) if f.startswith(".")]
+
+
+# ------------------------------------------------------------------------ real system failures
+class Disk:
+    """A small tmpfs mounted for one test: a real full disk and a real read-only filesystem."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def fill(self):
+        """Writes a filler file until the disk refuses (ENOSPC)."""
+        import errno
+
+        block = b"\0" * 65536
+        with open(self.path / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(block)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        for size in (4096, 1):  # what the blocks left
+            try:
+                with open(self.path / "filler", "ab", buffering=0) as f:
+                    while True:
+                        f.write(b"\0" * size)
+            except OSError:
+                pass
+
+    def free(self):
+        os.remove(self.path / "filler")
+
+    def read_only(self):
+        subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    path = tmp_path / "disk"
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()[:100]}): the real-disk tests need root")
+    try:
+        yield Disk(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_disk_that_fills_during_training_is_one_line_and_resume_ends_bit_identical(bars_npz, disk, straight):
+    out = disk.path / "run"
+    proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--checkpoint-every", 5, "--steps-per-call", 1, *ARGS)
+    wait_for(lambda: len(checkpoints(out)) >= 1 or proc.poll() is not None, 240, "the first checkpoint")
+    disk.fill()
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("Error: ") and "disk is full" in lines[0] and f"--out {out} --resume" in lines[0], err
+    disk.free()
+    resumed = fit_process("-o", out, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    for a, b in zip(weights(out), weights(straight), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+
+
+def last_error_line(err):
+    """The one error line that ends a failed command's stderr (progress lines may come before it)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: ") and "Traceback" not in err, err
+    assert sum(line.startswith("Error") for line in lines) == 1, err
+    return lines[-1]
+
+
+def _every_writer(run, bars_npz, where):
+    """Each command that writes a result, writing it under `where`."""
+    return {
+        "fit": ["fit", "-d", bars_npz, "-o", where / "run", "-e", 1, *ARGS],
+        "sample": ["sample", run, "-o", where / "pictures" / "s.png"],
+        "reconstruct": ["reconstruct", run, "-o", where / "r.png"],
+        "curves": ["curves", run, "-o", where / "c.png"],
+        "evaluate": ["evaluate", run, "-k", 2, "--max-test-examples", 8, "-q", "--json", where / "e.json"],
+        "score": ["score", run, "-o", where / "scores.csv"],
+        "export": ["export", run, "-o", where / "export", "--samples", 64],
+    }
+
+
+def test_a_read_only_filesystem_is_one_line_for_every_command_that_writes(capsys, bars_npz, runs, disk):
+    from conftest import run_cli
+
+    (disk.path / "out").mkdir()
+    disk.read_only()
+    for name, args in _every_writer(runs["vae2"], bars_npz, disk.path / "out").items():
+        code, _, err = run_cli(capsys, *args)
+        line = last_error_line(err)
+        assert code != 0 and "read-only" in line.lower(), (name, line)
+    assert os.listdir(disk.path / "out") == []
+
+
+def test_a_full_disk_is_one_line_for_every_command_that_writes_and_leaves_nothing(capsys, bars_npz, runs, disk):
+    from conftest import run_cli
+
+    disk.fill()
+    for name, args in _every_writer(runs["vae2"], bars_npz, disk.path).items():
+        code, _, err = run_cli(capsys, *args)
+        line = last_error_line(err)
+        assert code != 0 and ("disk is full" in line or "No space left" in line), (name, line)
+        assert sorted(os.listdir(disk.path)) == ["filler"], (name, os.listdir(disk.path))  # no half-written result
+
+
+def test_permission_denied_is_one_line(tmp_path, runs, bars_npz):
+    """A folder without write permission and a file without read permission (root runs the
+    commands without its power to override permissions: setpriv drops CAP_DAC_OVERRIDE)."""
+    import shutil
+
+    prefix = []
+    if os.getuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("root overrides file permissions and setpriv (util-linux) is missing to drop that")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", "--bounding-set", caps, "--inh-caps", caps]
+    run = tmp_path / "run"
+    shutil.copytree(runs["vae2"], run)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+
+    def tfvae_cli(*args):
+        proc = subprocess.run([*prefix, sys.executable, "-m", "tfvae", *map(str, args)], capture_output=True,
+                              text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("Error: "), (args, proc.stderr[-2000:])
+        return lines[0]
+
+    try:
+        assert "not writable (permission denied)" in tfvae_cli("sample", run, "-o", locked / "s.png")
+        line = tfvae_cli("fit", "-d", bars_npz, "-o", locked / "r", "-e", 1)
+        assert "not writable (permission denied)" in line and "choose another --out" in line, line
+        assert "not writable (permission denied)" in tfvae_cli("export", run, "-o", locked / "export")
+        line = tfvae_cli("evaluate", run, "-k", 2, "--max-test-examples", 4, "-q", "--json", locked / "e.json")
+        assert "not writable (permission denied)" in line
+        os.chmod(run / "config.json", 0)
+        line = tfvae_cli("info", run)
+        assert "permission denied" in line and "config.json" in line and "fix the permissions" in line, line
+        assert os.listdir(locked) == []
+    finally:
+        os.chmod(locked, 0o755)

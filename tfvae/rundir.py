@@ -105,7 +105,12 @@ def why_not_creatable(path: str) -> Optional[str]:
     if not os.path.isdir(parent):
         return f"{parent} is a file, not a directory"
     if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent} is not writable"
+        try:
+            if os.statvfs(parent).f_flag & os.ST_RDONLY:
+                return f"{parent} is on a read-only filesystem"
+        except OSError:
+            pass
+        return f"{parent} is not writable (permission denied)"
     return None
 
 
@@ -179,9 +184,12 @@ class RunLock:
                 pass
             os.close(fd)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
         self.fd = fd
+        try:  # only for the refusal's message: a full disk does not stop the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass
 
     def __enter__(self) -> "RunLock":
         self.acquire()

@@ -247,7 +247,8 @@ class Trainer:
             what = "the disk is full" if full else f"the write failed ({reason})"
             raise RunDirError(f"cannot save a checkpoint at step {int(self.step.numpy())} in "
                               f"{self.manager.directory}: {what}; the earlier checkpoints are intact: free "
-                              "space (or fix the folder) and continue with --resume") from None
+                              f"space (or fix the folder), then continue with: tfvae fit --out {self.run.path} "
+                              "--resume") from None
 
     def cleanup(self) -> None:
         """Removes a non-chief worker's scratch checkpoints."""
