@@ -417,7 +417,7 @@ def test_permission_denied_is_one_line(tmp_path, runs, bars_npz):
     try:
         assert "not writable (permission denied)" in tfvae_cli("sample", run, "-o", locked / "s.png")
         line = tfvae_cli("fit", "-d", bars_npz, "-o", locked / "r", "-e", 1)
-        assert "not writable (permission denied)" in line and "choose another --out" in line, line
+        assert "permission denied" in line.lower() and "--out" in line, line
         assert "not writable (permission denied)" in tfvae_cli("export", run, "-o", locked / "export")
         line = tfvae_cli("evaluate", run, "-k", 2, "--max-test-examples", 4, "-q", "--json", locked / "e.json")
         assert "not writable (permission denied)" in line
