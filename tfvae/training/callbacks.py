@@ -188,9 +188,8 @@ class EarlyStopping(Callback):
             # damaged, not trusted (a crash between best.json and the weights leaves held epoch > trained)
             what = ("best.json is unreadable" if not held["epoch"] else
                     "best.weights.h5 is not the file best.json names (its SHA-256 differs)")
-            print(f"note: {what} in {trainer.run.path}: the best epoch's weights are lost; early stopping watches "
-                  f"again from epoch {trained}", file=sys.stderr, flush=True)
-            held = {"epoch": 0, "val_loss": None, "intact": False}
+            print(f"note: {what} in {trainer.run.path}: those weights are not trusted and will not be loaded",
+                  file=sys.stderr, flush=True)
         self.state = EarlyStoppingState(self.patience, self.warmup, rows, held["epoch"], held["val_loss"])
 
     def on_epoch_begin(self, trainer, epoch):
