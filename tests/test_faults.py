@@ -427,3 +427,15 @@ def test_permission_denied_is_one_line(tmp_path, runs, bars_npz):
         assert os.listdir(locked) == []
     finally:
         os.chmod(locked, 0o755)
+
+
+def test_a_fit_that_fails_leaves_no_folder_or_lock_behind(capsys, tmp_path):
+    from conftest import one_error_line, run_cli
+
+    x = np.full((8, 4, 4), np.nan, np.float32)  # loads, then is refused: after the lock is taken
+    np.savez(tmp_path / "nan.npz", x_train=x, x_test=x)
+    code, _, err = run_cli(capsys, "fit", "-d", f"npz:{tmp_path / 'nan.npz'}", "-o", tmp_path / "new" / "deeper" / "run",
+                           "-e", 1, "-q")
+    line = one_error_line(err)
+    assert code == 1 and "NaN" in line, line
+    assert sorted(os.listdir(tmp_path)) == ["nan.npz"]
