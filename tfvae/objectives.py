@@ -8,6 +8,7 @@ Autoencoders (loss to minimise):
 
 Variational autoencoders (bounds to maximise), the prior an argument:
   ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)),  z = loc + scale * eps, L samples of eps  (`elbo`)
+  its gradient by the score function (REINFORCE), z held fixed     (`score_function_surrogate`)
   log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x)   (Burda et al., 2016)  (`iwae_bound`)
 
 Randomness comes in as tensors, so every function here is deterministic given its inputs: a step
@@ -85,6 +86,47 @@ def elbo(encoder, decoder, likelihood, prior, x, eps, training=True, posterior=P
     if per_dim is not None:
         terms["kl_per_dim"] = per_dim
     return terms
+
+
+def score_function_surrogate(encoder, decoder, likelihood, prior, x, eps, kl_weight=1.0, training=True,
+                             posterior=POSTERIOR):
+    """The ELBO's terms, as `elbo` gives them, and a surrogate whose gradient is the score-function
+    (REINFORCE) estimator of the ELBO's gradient instead of the reparameterized one:
+
+        grad_phi E_q[f(z)] = E_q[(f(z) - b) grad_phi log q(z|x)],   z ~ q(z|x) held fixed,
+
+    with f(z) = log p(x|z) (the KL in closed form keeps its exact gradient) or, for a prior without
+    a closed-form KL, f(z) = log p(x|z) - kl_weight * (log q(z|x) - log p(z)). The baseline b is
+    the leave-one-out mean of f: over the image's other L - 1 samples when L >= 2, else over the
+    batch's other images (it does not depend on z_i, so the estimator stays unbiased). The
+    decoder's gradient is the usual one (z is fixed either way).
+
+    Returns (terms, surrogate): `surrogate` per example equals 0 in value and carries the
+    encoder's score-function gradient; add it to the loss -(log p(x|z) - w KL).
+    """
+    enc = encoder(x, training=training)
+    q = posterior.distribution(enc)
+    z = tf.stop_gradient(posterior.reparameterize(enc, eps))  # a draw of q, no path back to phi
+    per_sample = decode_samples(decoder, likelihood, x, z, training)  # (batch, L)
+    log_q = posterior.distribution({k: v[:, None, :] for k, v in enc.items()}).log_prob(z)  # (batch, L)
+    kl = prior.kl(q, z)
+    f = per_sample
+    if not prior.closed_form_kl:
+        f = per_sample - kl_weight * (log_q - prior.log_prob(z))
+    f = tf.stop_gradient(f)
+    samples, batch = tf.shape(f)[1], tf.shape(f)[0]
+    if f.shape[1] is not None and f.shape[1] >= 2:
+        b = (tf.reduce_sum(f, axis=1, keepdims=True) - f) / tf.cast(samples - 1, f.dtype)
+    else:
+        n = tf.cast(tf.maximum(batch - 1, 1), f.dtype)
+        b = (tf.reduce_sum(f, axis=0, keepdims=True) - f) / n
+    score = tf.reduce_mean((f - b) * log_q, axis=1)
+    log_px_z = tf.reduce_mean(per_sample, axis=1)
+    terms = {"log_px_z": log_px_z, "kl": kl, "elbo": log_px_z - kl}
+    per_dim = prior.kl_per_dimension(q)
+    if per_dim is not None:
+        terms["kl_per_dim"] = per_dim
+    return terms, -(score - tf.stop_gradient(score))
 
 
 def log_importance_weights(encoder, decoder, likelihood, prior, x, eps, training=True, posterior=POSTERIOR):

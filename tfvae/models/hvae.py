@@ -49,7 +49,7 @@ class HVAE(VAE):
     conv_takes_hidden_layers = True  # p(z1|z2) is dense layers of --hidden with either network
 
     # free bits need a KL per latent dimension in closed form, which E_q(z2)[KL(q(z1|x,z2) || p(z1|z2))] has not
-    options = tuple(o for o in VAE.options if o.name != "free_bits")
+    options = tuple(o for o in VAE.options if o.name not in ("free_bits", "gradient_estimator"))
 
     @classmethod
     def check_config(cls, config) -> None:

@@ -4,6 +4,9 @@
 
 The loss is -(E_q[log p(x|z)] - w * KL), w = beta (`--beta`) ramped up over `--kl-warmup` epochs,
 each dimension's KL counted at least `--free-bits` nats; the reported ELBO is the true bound.
+`--gradient-estimator score` trains the encoder with the score-function (REINFORCE) estimator
+instead of the reparameterization trick (tfvae.objectives.score_function_surrogate), to see the
+difference the trick makes.
 """
 
 from tfvae.config import Option
@@ -22,9 +25,21 @@ class VAE(Variational):
         Option("free_bits", 0.0, "nats per latent dimension below which KL is not penalised.",
                minimum="non_negative"),
         Option("mc_samples", 1, "Monte Carlo samples of z per example.", flag="-L"),
+        Option("gradient_estimator", "reparameterization",
+               "the encoder's gradient: reparameterization (z = loc + scale * eps) or score (REINFORCE, "
+               "a leave-one-out baseline; far noisier).", choices=("reparameterization", "score")),
     )
     metric_names = ("loss", "log_px_z", "kl", "elbo")
     samples_option = "mc_samples"
+
+    @classmethod
+    def implied_options(cls, config) -> set:
+        """The reparameterization trick, the default estimator, is not written (earlier versions
+        read the run)."""
+        implied = super().implied_options(config)
+        if config.options.get("gradient_estimator") == "reparameterization":
+            implied.add("gradient_estimator")
+        return implied
 
     @classmethod
     def warmup_epochs(cls, config) -> int:
@@ -49,10 +64,18 @@ class VAE(Variational):
         return {"kl_weight": self.config.beta}
 
     def objective(self, x, noise, schedule):
-        terms = self.elbo(x, noise["eps"])
+        surrogate = 0.0
+        if self.config.options.get("gradient_estimator") == "score":
+            from tfvae.objectives import score_function_surrogate
+
+            terms, surrogate = score_function_surrogate(self.encoder, self.decoder, self.likelihood, self.prior, x,
+                                                        noise["eps"], schedule["kl_weight"],
+                                                        posterior=self.posterior_dist)
+        else:
+            terms = self.elbo(x, noise["eps"])
         kl = terms["kl"]
         if self.config.free_bits > 0:  # each example's KL in each dimension counts at least free_bits nats
             kl = tf.reduce_sum(tf.maximum(terms["kl_per_dim"], self.config.free_bits), axis=-1)
         loss = -(terms["log_px_z"] - schedule["kl_weight"] * kl)
-        return loss, {"loss": loss, "log_px_z": terms["log_px_z"], self.kl_metric: terms["kl"],
+        return loss + surrogate, {"loss": loss, "log_px_z": terms["log_px_z"], self.kl_metric: terms["kl"],
                       "elbo": terms["elbo"]}
