@@ -31,6 +31,8 @@ BINARIZATION_SEED = 20140101
 TEST_SPLIT_SEED = 20140102
 
 SOURCE_KINDS = ("idx", "npz", "folder", "tfds")
+# Images hold 1 (grey), 2 (grey and alpha), 3 (RGB) or 4 (RGBA) channels: what a PNG picture holds.
+MAX_CHANNELS = 4
 
 
 @dataclass
@@ -190,8 +192,9 @@ def as_images(x, where: str) -> np.ndarray:
     (read as 0..255), float32 in [0, 1] for float pixels (which must lie in [0, 1]).
     """
     x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise DataError(f"{where}: images must be numeric arrays, not {x.dtype}")
+    if x.dtype.kind not in "biuf":  # complex, dates and time deltas count as numbers to numpy
+        raise DataError(f"{where}: images must be numeric arrays (integers 0..255, floats in [0, 1] or bools), "
+                        f"not {x.dtype}")
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4:
@@ -203,6 +206,14 @@ def as_images(x, where: str) -> np.ndarray:
         raise DataError(f"{where}: holds no images")
     if min(x.shape[1:]) == 0:
         raise DataError(f"{where}: images have an empty dimension {x.shape[1:]}")
+    if x.shape[3] > MAX_CHANNELS:  # pictures (PNG) hold 1 to 4 channels
+        first = x.shape[1] <= MAX_CHANNELS < x.shape[3]
+        raise DataError(
+            f"{where}: images have shape {x.shape}, {x.shape[3]} channels; tfvae takes 1 (grey), 2 (grey and "
+            "alpha), 3 (RGB) or 4 (RGBA) channels last: "
+            + ("channels first? transpose them with x.transpose(0, 2, 3, 1)" if first else
+               "keep some of them (e.g. x[..., :3]) or give (count, height, width) for one channel")
+        )
     if x.dtype == bool:
         return x.astype(np.uint8) * np.uint8(255)
     if np.issubdtype(x.dtype, np.integer):
@@ -213,20 +224,21 @@ def as_images(x, where: str) -> np.ndarray:
                     f"{where}: integer pixels must lie in 0..255, found {lo}..{hi}; rescale them"
                 )
         return x.astype(np.uint8, copy=False)
-    x = x.astype(np.float32)
-    bad = ~np.isfinite(x)
+    bad = ~np.isfinite(x)  # in the array's own precision: float64 beyond float32's range is not "infinite"
     if bad.any():
         raise DataError(
             f"{where}: {int(bad.sum())} pixel values are NaN or infinite (first in image "
             f"{int(np.argwhere(bad)[0][0])}); clean the data before training"
         )
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0 or hi > 1:
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, refused below with the values
+        x32 = x.astype(np.float32)
+    if float(x32.min()) < 0 or float(x32.max()) > 1:  # in float32, as trained (1 + 1e-16 is 1)
+        lo, hi = float(x.min()), float(x.max())
         raise DataError(
             f"{where}: float pixels must lie in [0, 1], found {lo:g}..{hi:g}; "
             + ("divide by 255" if hi <= 255 and lo >= 0 else "rescale them")
         )
-    return x
+    return x32
 
 
 def binarize(x: np.ndarray, seed: int) -> np.ndarray:
