@@ -313,6 +313,15 @@ class Disk:
     def read_only(self):
         subprocess.run(["mount", "-o", "remount,ro", str(self.path)], check=True, capture_output=True)
 
+    def folder_read_only(self, folder):
+        """Makes `folder` read-only while a process writes in it: a read-only bind mount over it
+        (files already open stay writable; every new file is refused with EROFS)."""
+        subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True, capture_output=True)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True, capture_output=True)
+
+    def folder_read_write(self, folder):
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
+
 
 @pytest.fixture
 def disk(tmp_path):
@@ -327,17 +336,20 @@ def disk(tmp_path):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def test_a_disk_that_fills_during_training_is_one_line_and_resume_ends_bit_identical(bars_npz, disk, straight):
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_disk_that_fills_or_turns_read_only_during_training_is_one_line_and_resume_ends_bit_identical(
+        bars_npz, disk, straight, fault):
     out = disk.path / "run"
     proc = fit_process("-d", bars_npz, "-o", out, "-e", 4, "--checkpoint-every", 5, "--steps-per-call", 1, *ARGS)
     wait_for(lambda: len(checkpoints(out)) >= 1 or proc.poll() is not None, 240, "the first checkpoint")
-    disk.fill()
+    disk.fill() if fault == "full" else disk.folder_read_only(out)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 1, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("Error: ") and "disk is full" in lines[0] and f"--out {out} --resume" in lines[0], err
-    disk.free()
+    said = "disk is full" if fault == "full" else "read-only"
+    assert lines[0].startswith("Error: ") and said in lines[0].lower() and f"--out {out} --resume" in lines[0], err
+    disk.free() if fault == "full" else disk.folder_read_write(out)
     resumed = fit_process("-o", out, "--resume")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err

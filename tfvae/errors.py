@@ -76,6 +76,19 @@ def _first_line(text: str, limit: int = 160) -> str:
     return (str(text).strip().splitlines() or [""])[0][:limit]
 
 
+def failure_reason(e: BaseException) -> str:
+    """What went wrong, in a few words: "the disk is full", "the filesystem is read-only", ..., or
+    the error's first line without TensorFlow's {{function_node ...}} prefix."""
+    import re
+
+    errno_ = getattr(e, "errno", None)
+    text = str(getattr(e, "message", None) or e)
+    for number, words, what, _ in _FAILURES:
+        if errno_ == number or words.lower() in text.lower() or f"errno = {number}," in text:
+            return what
+    return _first_line(re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)) or type(e).__name__
+
+
 def system_failure(e: BaseException, resume_hint: str = "") -> "SystemFailure | None":
     """A one-line SystemFailure for an operating-system failure, however it is wrapped (OSError,
     TensorFlow's ResourceExhausted/PermissionDenied/FailedPrecondition/Unknown errors, h5py's

@@ -241,10 +241,9 @@ class Trainer:
             return self.manager.save(checkpoint_number=self.step)
         except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError,
                 tf.errors.UnavailableError, OSError) as e:
-            reason = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
-            reason = (reason.strip().splitlines() or [type(e).__name__])[0][:200]
-            full = isinstance(e, tf.errors.ResourceExhaustedError) or "No space left" in reason
-            what = "the disk is full" if full else f"the write failed ({reason})"
+            from tfvae.errors import failure_reason
+
+            what = "the disk is full" if isinstance(e, tf.errors.ResourceExhaustedError) else failure_reason(e)
             raise RunDirError(f"cannot save a checkpoint at step {int(self.step.numpy())} in "
                               f"{self.manager.directory}: {what}; the earlier checkpoints are intact: free "
                               f"space (or fix the folder), then continue with: tfvae fit --out {self.run.path} "
