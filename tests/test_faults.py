@@ -45,6 +45,17 @@ def checkpoints(run_dir):
     return sorted(glob.glob(os.path.join(str(run_dir), "checkpoints", "ckpt-*.index")))
 
 
+def resume_to_the_end_and_compare(out, straight):
+    """`tfvae fit -o OUT --resume` to the end; its weights bit-identical to the uninterrupted run's,
+    one metrics row per epoch."""
+    resumed = fit_process("-o", out, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    for a, b in zip(weights(out), weights(straight), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+
+
 @pytest.fixture(scope="module")
 def straight(bars_npz, tmp_path_factory):
     """The uninterrupted reference run: 4 epochs of 28 steps."""
@@ -90,12 +101,7 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_75_then_resume_completes(bar
     assert "--resume" in line
     step = int(re.search(r"ckpt-(\d+)", line).group(1))
     assert step in [int(re.search(r"ckpt-(\d+)", p).group(1)) for p in checkpoints(out)]
-    resumed = fit_process("-o", out, "--resume")
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    for a, b in zip(weights(out), weights(straight), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+    resume_to_the_end_and_compare(out, straight)
 
 
 def _digests(text):
@@ -350,12 +356,7 @@ def test_a_disk_that_fills_or_turns_read_only_during_training_is_one_line_and_re
     said = "disk is full" if fault == "full" else "read-only"
     assert lines[0].startswith("Error: ") and said in lines[0].lower() and f"--out {out} --resume" in lines[0], err
     disk.free() if fault == "full" else disk.folder_read_write(out)
-    resumed = fit_process("-o", out, "--resume")
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    for a, b in zip(weights(out), weights(straight), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert [r["epoch"] for r in RunDir(str(out)).read_metrics()] == [1, 2, 3, 4]
+    resume_to_the_end_and_compare(out, straight)
 
 
 def last_error_line(err):
