@@ -130,83 +130,48 @@ def closed_port():
 
 
 # ------------------------------------------------------------------------------------ exact models
-# Probabilistic PCA: p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I). log p(x) is exact:
-# x ~ N(b, W W^T + s^2 I). With W's columns orthogonal the true posterior is diagonal, so a
-# diagonal q can equal it exactly.
+# Probabilistic PCA (tfvae.exact.LinearGaussian): p(z) = N(0, I), p(x|z) = N(W z + b, s^2 I), log
+# p(x) exact; W's columns orthogonal, so a diagonal q(z|x) can equal the true posterior. These
+# helpers take (w, b): the default model's (ppca()), or a changed copy.
 D, K_LAT, S = 6, 3, 0.5
 
 
+def _exact(w=None, b=None):
+    from tfvae.exact import LinearGaussian
+
+    m = LinearGaussian(D, K_LAT, S)
+    if w is not None:
+        m.w, m.b = np.asarray(w, np.float64), np.asarray(b, np.float64)
+    return m
+
+
 def ppca():
-    rng = np.random.default_rng(3)
-    q, _ = np.linalg.qr(rng.normal(size=(D, K_LAT)))
-    w = (q * np.array([2.0, 1.2, 0.7])).astype(np.float64)  # orthogonal columns
-    b = rng.normal(size=D) * 0.3
-    return w, b
+    m = _exact()
+    return m.w, m.b
 
 
 def linear_decoder(w, b):
-    import keras
-
-    z = keras.Input((K_LAT,))
-    dense = keras.layers.Dense(D, kernel_initializer=keras.initializers.Constant(w.T.astype(np.float32)),
-                               bias_initializer=keras.initializers.Constant(b.astype(np.float32)))
-    return keras.Model(z, {"loc": keras.layers.Reshape((D, 1, 1))(dense(z))})
+    return _exact(w, b).decoder()
 
 
 def exact_posterior_encoder(w, b, shift=0.0, scale_factor=1.0):
     """q(z|x) = the exact posterior (shift=0, scale_factor=1), or a deliberately worse one."""
-    import keras
-
-    precision = np.eye(K_LAT) + w.T @ w / S**2  # diagonal, since W^T W is
-    cov = np.linalg.inv(precision)
-    m = cov @ w.T / S**2  # posterior mean = m (x - b)
-    x = keras.Input((D, 1, 1))
-    flat = keras.layers.Flatten()(x)
-    loc = keras.layers.Dense(K_LAT, kernel_initializer=keras.initializers.Constant(m.T.astype(np.float32)),
-                             bias_initializer=keras.initializers.Constant((-(m @ b) + shift).astype(np.float32)))(flat)
-    std = np.sqrt(np.diag(cov)) * scale_factor
-    scale = keras.layers.Dense(K_LAT, kernel_initializer="zeros",
-                               bias_initializer=keras.initializers.Constant(std.astype(np.float32)))(flat)
-    return keras.Model(x, {"loc": loc, "scale": scale})
+    return _exact(w, b).encoder(shift, scale_factor)
 
 
 def ppca_data(w, b, n=64):
     """(x, exact log p(x)) of n draws from the PPCA model."""
-    import math
-
-    rng = np.random.default_rng(4)
-    z = rng.normal(size=(n, K_LAT))
-    x = z @ w.T + b + S * rng.normal(size=(n, D))
-    cov = w @ w.T + S**2 * np.eye(D)
-    diff = x - b
-    _, logdet = np.linalg.slogdet(cov)
-    log_px = -0.5 * (D * math.log(2 * math.pi) + logdet + np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff))
-    return x.reshape(n, D, 1, 1).astype(np.float32), log_px
+    return _exact(w, b).data(n)
 
 
 def analytic_elbo(encoder, w, b, x):
     """E_q[log p(x|z)] - KL in closed form for the linear-Gaussian decoder."""
-    import math
-
-    out = encoder(x)
-    mu, sd = out["loc"].numpy().astype(np.float64), out["scale"].numpy().astype(np.float64)
-    xf = x.reshape(len(x), D).astype(np.float64)
-    resid = xf - mu @ w.T - b
-    trace = np.einsum("ij,nj->n", w**2, sd**2)  # tr(W diag(sd^2) W^T)
-    expected_loglik = -0.5 * D * math.log(2 * math.pi * S**2) - (np.sum(resid**2, 1) + trace) / (2 * S**2)
-    kl = -0.5 * np.sum(1 + np.log(sd**2) - mu**2 - sd**2, axis=1)
-    return expected_loglik - kl
+    return _exact(w, b).analytic_elbo(encoder, x)
 
 
 def ppca_model(w, b, **q):
     """A vae of tfvae.models whose networks are the PPCA's exact (or a worse) posterior and decoder."""
-    from tfvae import models
-    from tfvae.config import make_config
-
-    config = make_config(dict(model="vae", likelihood="gaussian", gaussian_variance="fixed", gaussian_scale=S,
-                              latent_dim=K_LAT, binarize="none"))
-    return models.build(config, (D, 1, 1), parts={"encoder": exact_posterior_encoder(w, b, **q),
-                                                   "decoder": linear_decoder(w, b)})
+    return _exact(w, b).model(**q)
 
 
 def family_model(**options):
