@@ -28,7 +28,6 @@ epochs of training, so the whole notebook runs in about two minutes on a laptop 
 (`python docs/make_lecture.py` runs it again)."""),
     ("code", """import os, tempfile
 import numpy as np
-import matplotlib
 import matplotlib.pyplot as plt
 import tensorflow as tf
 import tensorflow_probability as tfp
