@@ -228,10 +228,10 @@ def build():
 def execute(nb, timeout: int = 600):
     from nbclient import NotebookClient
 
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3",
-               MPLBACKEND="module://matplotlib_inline.backend_inline")
-    os.environ.update({k: env[k] for k in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")})
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute()
+    # the kernel (not this process) finds tfvae in this checkout and keeps TensorFlow quiet
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MPLBACKEND", None)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": ROOT}}).execute(env=env)
     for cell in nb.cells:  # stderr (TensorFlow's start-up lines) is not part of the guide
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]

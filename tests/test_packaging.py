@@ -72,8 +72,9 @@ def test_the_wheel_installs_into_a_fresh_environment_and_trains_there(wheel, tmp
     env_dir = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=300)
     python = env_dir / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of the checkout in view
     proc = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--quiet", "--disable-pip-version-check",
-                           str(wheel)], capture_output=True, text=True, timeout=600)
+                           str(wheel)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     # tfvae comes from the wheel; its dependencies (tensorflow, ...) from this environment, appended
     # after the fresh one's own site-packages by a .pth file (not re-downloaded: this is the wheel's test)
@@ -82,7 +83,6 @@ def test_the_wheel_installs_into_a_fresh_environment_and_trains_there(wheel, tmp
     ours = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     with open(os.path.join(fresh_site, "zz_dependencies.pth"), "w") as f:
         f.write("\n".join(ours) + "\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     work = tmp_path / "work"
     work.mkdir()
     x, y = make_bars(96, seed=4)
