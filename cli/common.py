@@ -45,7 +45,7 @@ CREATED = []
 
 
 def report_created_folders(failed: bool) -> None:
-    from tfvae.rundir import remove_if_empty
+    from tfvae.rundir import remove_if_empty, shown_path
 
     while CREATED:
         top, folder = CREATED.pop(0)
@@ -54,8 +54,3 @@ def report_created_folders(failed: bool) -> None:
         elif os.path.isdir(folder):
             click.echo(f"created folder {shown_path(folder)}", err=True)
 
-
-def shown_path(path: str) -> str:
-    """A path as the user would type it: relative to the working folder when under it."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel

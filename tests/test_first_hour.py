@@ -275,7 +275,7 @@ def test_picture_outputs_say_when_they_create_a_folder_and_curves_name_their_uni
 
     code, _, err = run_cli(capsys, "curves", runs["vae2"], "-o", tmp_path / "new" / "deeper" / "c.png")
     assert code == 0, err
-    from tfvae.cli.common import shown_path
+    from tfvae.rundir import shown_path
 
     assert f"created folder {shown_path(str(tmp_path / 'new' / 'deeper'))}" in err
     # a picture command that fails leaves no folder behind

@@ -14,7 +14,7 @@ import numpy as np
 
 from tfvae.config import Config, check_model_options, make_config, resume_conflicts
 from tfvae.errors import ConfigError, RunDirError, system_failure
-from tfvae.rundir import RunDir, RunLock, first_missing, remove_if_empty
+from tfvae.rundir import RunDir, RunLock, first_missing, remove_if_empty, shown_path
 
 
 @dataclass
@@ -183,8 +183,7 @@ def _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, pare
             trainer = build(config, splits, run, progress=bar)  # fails before anything is written
             if chief:
                 if parent_missing:
-                    rel = os.path.relpath(parent)
-                    bar.message(f"created folder {parent if rel.startswith('..') else rel}")
+                    bar.message(f"created folder {shown_path(parent)}")
                 run.create(config, meta, overwrite=overwrite)
             prior = getattr(trainer.model, "prior", None)
             what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")

@@ -76,16 +76,26 @@ def _first_line(text: str, limit: int = 160) -> str:
     return (str(text).strip().splitlines() or [""])[0][:limit]
 
 
+def _known_failure(e: BaseException):
+    """The _FAILURES row that `e` is (by its errno, or by the system's words in its text), or None."""
+    errno_ = getattr(e, "errno", None)
+    text = str(getattr(e, "message", None) or e)
+    for row in _FAILURES:
+        number, words = row[0], row[1]
+        if errno_ == number or words.lower() in text.lower() or f"errno = {number}," in text:
+            return row
+    return None
+
+
 def failure_reason(e: BaseException) -> str:
     """What went wrong, in a few words: "the disk is full", "the filesystem is read-only", ..., or
     the error's first line without TensorFlow's {{function_node ...}} prefix."""
     import re
 
-    errno_ = getattr(e, "errno", None)
+    row = _known_failure(e)
+    if row is not None:
+        return row[2]
     text = str(getattr(e, "message", None) or e)
-    for number, words, what, _ in _FAILURES:
-        if errno_ == number or words.lower() in text.lower() or f"errno = {number}," in text:
-            return what
     return _first_line(re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)) or type(e).__name__
 
 
@@ -96,18 +106,18 @@ def system_failure(e: BaseException, resume_hint: str = "") -> "SystemFailure | 
     generic fix (e.g. "the checkpoints are intact: free space and continue with --resume")."""
     if isinstance(e, TfvaeError) or not (isinstance(e, OSError) or _wraps_os_errors(e)):
         return None
-    errno_ = getattr(e, "errno", None)
     text = str(getattr(e, "message", None) or e)
-    for number, words, what, fix in _FAILURES:
-        if errno_ == number or words.lower() in text.lower() or f"errno = {number}," in text:
-            path = getattr(e, "filename", None)
-            if not path:  # TensorFlow and h5py name the file in their text
-                import re
+    row = _known_failure(e)
+    if row is not None:
+        _, _, what, fix = row
+        path = getattr(e, "filename", None)
+        if not path:  # TensorFlow and h5py name the file in their text
+            import re
 
-                found = re.search(r"(?:name = '|file |path |: )(/[^\s',;]+)", text)
-                path = found.group(1) if found else None
-            where = f" ({path})" if path else ""
-            return SystemFailure(f"{what}{where}; {resume_hint or fix}")
+            found = re.search(r"(?:name = '|file |path |: )(/[^\s',;]+)", text)
+            path = found.group(1) if found else None
+        where = f" ({path})" if path else ""
+        return SystemFailure(f"{what}{where}; {resume_hint or fix}")
     if isinstance(e, OSError):
         path = f" ({e.filename})" if getattr(e, "filename", None) else ""
         return SystemFailure(f"{e.strerror or _first_line(e) or type(e).__name__}{path}")

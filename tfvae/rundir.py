@@ -98,6 +98,12 @@ def remove_if_empty(top: Optional[str]) -> None:
         shutil.rmtree(top, ignore_errors=True)
 
 
+def shown_path(path: str) -> str:
+    """A path as the user would type it: relative to the working folder when under it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def why_not_creatable(path: str) -> Optional[str]:
     """Why a file or folder could not be created at path (its nearest existing ancestor is a
     file, or is not writable), or None if it could."""
