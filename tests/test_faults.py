@@ -323,7 +323,11 @@ class Disk:
         """Makes `folder` read-only while a process writes in it: a read-only bind mount over it
         (files already open stay writable; every new file is refused with EROFS)."""
         subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True, capture_output=True)
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True, capture_output=True)
+        for _ in range(500):  # busy while the run has a file open through the new mount: a moment later
+            if subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"could not make {folder} read-only: the run kept files open in it")
 
     def folder_read_write(self, folder):
         subprocess.run(["umount", str(folder)], check=True, capture_output=True)
