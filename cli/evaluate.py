@@ -25,16 +25,20 @@ from tfvae.cli.common import RUN_DIR, load_run, output_path
 @click.option("--jit/--no-jit", default=False, show_default=True,
               help="Compile the sampling step with XLA (faster for MLP networks; a conv network's steps are "
                    "capped at 10,000 samples to bound memory).")
+@click.option("--fidelity-samples", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="A conditional run's samples for the label fidelity (classified by the run's classifier, "
+                   "trained on its training images on first use); 0: none.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as JSON to this file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def evaluate(run_dir, k, max_test_examples, seed, batch_size, chunk, jit, json_path, quiet):
+def evaluate(run_dir, k, max_test_examples, seed, batch_size, chunk, jit, fidelity_samples, json_path, quiet):
     """Test-set reconstruction, ELBO (reconstruction term and KL) and, for VAEs, log p(x).
 
     \b
     log p(x) is estimated by importance sampling with k samples from
     q(z|x), as papers report it; the test set is binarized once with a
-    fixed seed when the run used binarization.
+    fixed seed when the run used binarization. A conditional run
+    (--condition label) reports log p(x|y) and the label fidelity.
     Example:
       tfvae evaluate runs/fmnist -k 5000 --json report.json
     """
@@ -46,7 +50,8 @@ def evaluate(run_dir, k, max_test_examples, seed, batch_size, chunk, jit, json_p
     from tfvae.rundir import atomic_write_text
 
     report = evaluate_run(trained, k=k, max_test_examples=max_test_examples, seed=seed, batch_size=batch_size,
-                          chunk=chunk, jit=jit, progress=Progress(enabled=not quiet))
+                          chunk=chunk, jit=jit, progress=Progress(enabled=not quiet),
+                          fidelity_samples=fidelity_samples)
     click.echo(format_report(report))
     if json_path:
         atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")

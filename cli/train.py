@@ -58,6 +58,8 @@ FIT_OPTIONS = [
     opt("--latent-dim", "-z", type=int, help="Dimension of the code / latent space."),
     opt("--likelihood", type=click.Choice(C.LIKELIHOODS), help="p(x|z): Bernoulli (cross-entropy) or "
         "Gaussian (squared error for AEs)."),
+    opt("--condition", type=click.Choice(C.CONDITIONS), help="label: a conditional model, q(z|x, y) and "
+        "p(x|z, y), the one-hot label beside the input of both networks (then `tfvae sample --label`)."),
     opt("--binarize", type=click.Choice(C.BINARIZATIONS), help="none, static (once), or dynamic "
         "(resampled per batch) [default: dynamic for bernoulli, none for gaussian]", show=False),
     opt("--validation-split", type=float, help="Fraction of the training images held out."),
@@ -199,6 +201,8 @@ def info(run_dir, as_json):
     for section, keys in sections.items():
         click.echo(f"  {section}")
         for key in keys:
+            if key in C.SAVED_ONLY_IF_SET and flat[key] == C.SAVED_ONLY_IF_SET[key]:
+                continue  # an unconditioned run: no condition to show
             value = flat[key]
             if isinstance(value, list):
                 value = ",".join(map(str, value))

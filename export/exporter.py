@@ -54,14 +54,16 @@ def _interface(report: dict) -> dict:
     """What clients of an export depend on: the same for every version of one model."""
     return {"model": report.get("model"), "image_shape": list(report.get("image_shape") or []),
             "latent_dim": report.get("latent_dim"),
-            "signatures": list((report.get("saved_model") or {}).get("signatures") or [])}
+            "signatures": list((report.get("saved_model") or {}).get("signatures") or []),
+            "label_classes": (report.get("labels") or {}).get("label_classes", 0)}
 
 
 def interface_of(trained) -> dict:
     """The interface (see `_interface`) of a trained run's export."""
     model = trained.model
     return {"model": trained.config.model, "image_shape": list(model.image_shape),
-            "latent_dim": model.config.latent_dim, "signatures": signature_names(model)}
+            "latent_dim": model.config.latent_dim, "signatures": signature_names(model),
+            "label_classes": model.config.label_classes if model.conditional else 0}
 
 
 def _article(word: str) -> str:
@@ -71,7 +73,9 @@ def _article(word: str) -> str:
 
 def _describe(interface: dict) -> str:
     shape = "x".join(map(str, interface["image_shape"]))
-    return f"{_article(interface['model'])} {interface['model']} over {shape} images with a {interface['latent_dim']}-dimensional code"
+    given = f", conditioned on {interface['label_classes']} classes" if interface.get("label_classes") else ""
+    return (f"{_article(interface['model'])} {interface['model']} over {shape} images with a "
+            f"{interface['latent_dim']}-dimensional code{given}")
 
 
 def held_model(out_dir: str):
@@ -154,8 +158,9 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
         log(f"converting the decoder to TFLite ({', '.join(quantize)})")
         with captured_output():  # the converter's own notes
             converted = tflite.convert_decoder(model, quantize, seed=seed)
-        z = model.reference_codes(n_eval, seed + 1)
-        reference = model.decode_mean(z).numpy()
+        labels = model.reference_labels(n_eval, seed + 1)  # a conditional model's, a class per code
+        z = model.reference_codes(n_eval, seed + 1, labels)
+        reference = (model if labels is None else model.given(labels)).decode_mean(z).numpy()
         variants = {}
         for variant, content in converted.items():
             path = os.path.join(tfl_dir, f"decoder_{variant}.tflite")
@@ -163,14 +168,15 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                 f.write(content)
             log(f"measuring decoder_{variant}.tflite")
             with captured_output():
-                measured = tflite.measure(content, reference, z)
+                measured = tflite.measure(content, reference, z, labels)
             variants[variant] = {"file": f"tflite/decoder_{variant}.tflite", **measured,
                                  "tensors": tflite.tensor_details(content)}
         recommended = recommended_variant(variants)
         if converted:
             rows = [reference[:COMPARE_SAMPLES]]
             for variant, content in converted.items():
-                rows.append(tflite.LiteDecoder(model_content=content)(z[:COMPARE_SAMPLES]))
+                rows.append(tflite.LiteDecoder(model_content=content)(
+                    z[:COMPARE_SAMPLES], None if labels is None else labels[:COMPARE_SAMPLES]))
             from tfvae.images import rows_grid, write_png
 
             write_png(os.path.join(tfl_dir, "compare.png"), rows_grid(rows))
@@ -185,6 +191,13 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
             with open(os.path.join(tfl_dir, "sampler.tflite"), "wb") as f:
                 f.write(content)
             sampler = {"file": "tflite/sampler.tflite", "bytes": len(content), "tensors": tflite.tensor_details(content)}
+        label_info = None
+        if model.conditional:  # the classes a conditional decoder takes, for the edge runner and apps
+            names = trained.class_names
+            label_info = {"label_classes": model.config.label_classes, "classes": trained.classes,
+                          "names": [str(n) for n in names] if names else None}
+            with open(os.path.join(tfl_dir, "labels.json"), "w") as f:
+                json.dump(label_info, f)
         edge = os.path.join(staging, "edge")
         os.makedirs(edge)
         for f in ("tfvae_edge.py", "requirements.txt"):
@@ -206,9 +219,11 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
             "accuracy_target": ACCURACY_TARGET,
             "compare_png": {"file": "tflite/compare.png", "rows": ["float (Keras)", *converted]} if converted else None,
             "sampler": sampler,
+            "labels": label_info,
             "evaluated_on": f"{n_eval} " + (f"prior samples z ~ {model.prior.description}" if model.variational else
-                                            "codes z ~ N(0, I)") + f", seed {seed + 1}; latency through the LiteRT "
-                            "interpreter on this machine",
+                                            "codes z ~ N(0, I)")
+                            + (", each with a label (the classes in turn)" if label_info else "")
+                            + f", seed {seed + 1}; latency through the LiteRT interpreter on this machine",
             "seconds": round(time.perf_counter() - t_start, 1),
         }
         with open(os.path.join(staging, "report.json"), "w") as f:
@@ -253,17 +268,23 @@ def example_requests(model) -> dict:
     rng = np.random.default_rng(0)
     image = np.round(rng.random((1, *model.image_shape)), 2).tolist()
     z = np.round(rng.standard_normal((2, model.config.latent_dim)), 3).tolist()
+    given = {}
+    if model.conditional:  # an int label per row
+        classes = [int(c) for c in model.label_rows(1)]
+        given = {"label": classes[:1]}
     out = {
-        "serving_default": {"signature_name": "serving_default", "inputs": {"images": image}},
-        "encode": {"signature_name": "encode", "inputs": {"images": image}},
-        "decode": {"signature_name": "decode", "inputs": {"z": z}},
+        "serving_default": {"signature_name": "serving_default", "inputs": {"images": image, **given}},
+        "encode": {"signature_name": "encode", "inputs": {"images": image, **given}},
+        "decode": {"signature_name": "decode", "inputs": {"z": z, **({"label": [classes[0], classes[-1]]}
+                                                                     if given else {})}},
     }
     if "decode_levels" in signature_names(model):
         out["decode_levels"] = {"signature_name": "decode_levels", "inputs": {"z1": z, "z2": z}}
     if "sample" in signature_names(model):
-        out["sample"] = {"signature_name": "sample", "inputs": {"n": 4}}
+        out["sample"] = {"signature_name": "sample",
+                         "inputs": {"label": (classes * 4)[:4]} if given else {"n": 4}}
     if "score" in signature_names(model):
-        out["score"] = {"signature_name": "score", "inputs": {"images": image}}
+        out["score"] = {"signature_name": "score", "inputs": {"images": image, **given}}
     return out
 
 

@@ -38,6 +38,14 @@ def _saved_model_of(fn, input_signature, track, directory):
     archive.write_out(directory, verbose=False)
 
 
+def _calibration_row(row):
+    """One representative input: [z (1, d)], or {"z", "label"} by input name (a conditional decoder)."""
+    if isinstance(row, tuple):
+        z, label = row
+        return {"z": z[None], "label": np.asarray([label], np.int32)}
+    return [row[None]]
+
+
 def _convert(saved_model_dir, variant: str, representative=None) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -48,13 +56,13 @@ def _convert(saved_model_dir, variant: str, representative=None) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([z[None]] for z in representative)
+        converter.representative_dataset = lambda: (_calibration_row(r) for r in representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     elif variant == "int16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([z[None]] for z in representative)
+        converter.representative_dataset = lambda: (_calibration_row(r) for r in representative)
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     elif variant != "none":
@@ -78,10 +86,10 @@ def _edge_module():
     return module
 
 
-def draw_prior(mixture: dict, n: int, seed: int) -> np.ndarray:
-    """n draws (float32) from a prior given as a mixture of diagonal Gaussians (`Prior.mixture()`),
-    exactly as the edge runner draws them on a device."""
-    return _edge_module().draw_prior(mixture, n, seed)
+def draw_prior(mixture: dict, n: int, seed: int, labels=None) -> np.ndarray:
+    """n draws (float32) from a prior given as a mixture of diagonal Gaussians (`Prior.mixture()`;
+    a per-class prior's component by `labels`), exactly as the edge runner draws them on a device."""
+    return _edge_module().draw_prior(mixture, n, seed, labels)
 
 
 def calibration_codes(model, seed: int = 0) -> np.ndarray:
@@ -91,37 +99,61 @@ def calibration_codes(model, seed: int = 0) -> np.ndarray:
     clipped). Real draws, not a vector of every dimension's extreme: such a code drives the
     hidden layers far beyond their usual ranges and coarsens their quantization (on the
     fmnist-vamp decoder the int8 decoder's mean error rose from 0.012 to 0.050 with it)."""
-    codes = model.reference_codes(REPRESENTATIVE_SAMPLES, seed)
-    wide = model.reference_codes(100_000, seed + 7919)
+    return calibration_inputs(model, seed)[0]
+
+
+def calibration_inputs(model, seed: int = 0):
+    """(codes, labels or None): `calibration_codes`, and for a conditional model a label per code
+    (drawn from p(z|y) for that label where the prior is per class)."""
+    labels = model.reference_labels(REPRESENTATIVE_SAMPLES, seed)
+    codes = model.reference_codes(REPRESENTATIVE_SAMPLES, seed, labels)
+    wide_labels = model.reference_labels(100_000, seed + 7919)
+    wide = model.reference_codes(100_000, seed + 7919, wide_labels)
     extremes = np.unique(np.concatenate([wide.argmin(axis=0), wide.argmax(axis=0)]))
-    return np.concatenate([codes, wide[extremes]])
+    if labels is None:
+        return np.concatenate([codes, wide[extremes]]), None
+    return np.concatenate([codes, wide[extremes]]), np.concatenate([labels, wide_labels[extremes]])
 
 
 def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
-    """{variant: .tflite bytes} of the decoder z -> pixel means."""
+    """{variant: .tflite bytes} of the decoder z -> pixel means ((z, label) for a conditional
+    model: an int32 label per row, one-hot inside the program)."""
     z_spec = tf.TensorSpec([None, model.config.latent_dim], tf.float32, name="z")
 
-    def decode(z):
-        return {"images": model.decode_mean(z)}
+    if model.conditional:
+        def decode(z, label):
+            return {"images": model.given(label, one_per_row=True).decode_mean(z)}
+    else:
+        def decode(z):
+            return {"images": model.decode_mean(z)}
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model_of(decode, [z_spec], list(model.parts.values()), tmp)
-        representative = calibration_codes(model, seed)
+        _saved_model_of(decode, [z_spec, *model.export_label_spec()], list(model.parts.values()), tmp)
+        codes, labels = calibration_inputs(model, seed)
+        representative = codes if labels is None else list(zip(codes, labels))
         for variant in variants:
             out[variant] = _convert(tmp, variant, representative)
     return out
 
 
 def convert_sampler(model) -> bytes:
-    """A float32 TFLite program: n -> n images, z drawn in the program from the model's prior."""
+    """A float32 TFLite program: n -> n images, z drawn in the program from the model's prior
+    (a conditional model's: label (n,) -> one image per label, z from p(z|y))."""
+    if model.conditional:
+        def sample(label):
+            given = model.given(label, one_per_row=True)
+            return {"images": given.decode_mean(given.prior.sample_in_graph(tf.shape(label)[0]))}
 
-    def sample(n):
-        z = model.prior.sample_in_graph(n)
-        return {"images": model.decode_mean(z)}
+        spec = model.export_label_spec()
+    else:
+        def sample(n):
+            z = model.prior.sample_in_graph(n)
+            return {"images": model.decode_mean(z)}
 
+        spec = [tf.TensorSpec([], tf.int32, name="n")]
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model_of(sample, [tf.TensorSpec([], tf.int32, name="n")], list(model.parts.values()), tmp)
+        _saved_model_of(sample, spec, list(model.parts.values()), tmp)
         return _convert(tmp, "none")
 
 
@@ -134,21 +166,33 @@ class LiteDecoder:
 
         self.interpreter = Interpreter(model_content=model_content, model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        self._details()
         self.batch = int(self.input["shape"][0])
+
+    def _details(self):
+        self.input, self.label_input = _edge_module().inputs_of(self.interpreter)
+        self.output = self.interpreter.get_output_details()[0]
+
+    @property
+    def conditional(self) -> bool:
+        return self.label_input is not None
 
     def _resize(self, batch: int):
         if batch != self.batch:
             self.interpreter.resize_tensor_input(self.input["index"], [batch, int(self.input["shape"][1])])
+            if self.label_input is not None:
+                self.interpreter.resize_tensor_input(self.label_input["index"], [batch])
             self.interpreter.allocate_tensors()
-            self.input = self.interpreter.get_input_details()[0]
-            self.output = self.interpreter.get_output_details()[0]
+            self._details()
             self.batch = batch
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
+    def __call__(self, z: np.ndarray, labels=None) -> np.ndarray:
         z = np.asarray(z, np.float32)
         self._resize(len(z))
+        if self.label_input is not None:
+            if labels is None:
+                raise TfvaeError("this decoder is conditioned on the label: give one label per code")
+            self.interpreter.set_tensor(self.label_input["index"], np.asarray(labels, np.int32))
         if self.input["dtype"] == np.int8:
             scale, zero = self.input["quantization"]
             z = np.clip(np.round(z / scale + zero), -128, 127).astype(np.int8)
@@ -161,30 +205,33 @@ class LiteDecoder:
         return y.astype(np.float32)
 
 
-def latency_per_sample(run, z: np.ndarray, batch: int, repeats: int = 20) -> float:
+def latency_per_sample(run, z: np.ndarray, batch: int, repeats: int = 20, labels=None) -> float:
     """Seconds per sample of `run` at batch size `batch` (median of `repeats` timed calls)."""
     zb = z[:batch] if len(z) >= batch else np.resize(z, (batch, z.shape[1]))
-    run(zb)  # warm-up: allocation, first call
+    args = (zb,) if labels is None else (zb, np.resize(labels, batch))
+    run(*args)  # warm-up: allocation, first call
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        run(zb)
+        run(*args)
         times.append(time.perf_counter() - t0)
     return float(np.median(times)) / batch
 
 
-def measure(content: bytes, reference, z: np.ndarray) -> dict:
-    """Size, error against the Keras decoder's pixel means `reference` on z, and latency."""
+def measure(content: bytes, reference, z: np.ndarray, labels=None) -> dict:
+    """Size, error against the Keras decoder's pixel means `reference` on z (and labels, a
+    conditional decoder), and latency."""
     lite = LiteDecoder(model_content=content)
-    got = np.concatenate([lite(z[i:i + 64]) for i in range(0, len(z), 64)])
+    got = np.concatenate([lite(z[i:i + 64], None if labels is None else labels[i:i + 64])
+                          for i in range(0, len(z), 64)])
     err = np.abs(got - reference)
     return {
         "bytes": len(content),
         "max_abs_error": float(err.max()),
         "mean_abs_error": float(err.mean()),
         "p999_abs_error": float(np.quantile(err, 0.999)),
-        "us_per_sample_batch1": latency_per_sample(lite, z, 1, repeats=50) * 1e6,
-        "us_per_sample_batch64": latency_per_sample(lite, z, 64) * 1e6,
+        "us_per_sample_batch1": latency_per_sample(lite, z, 1, repeats=50, labels=labels) * 1e6,
+        "us_per_sample_batch64": latency_per_sample(lite, z, 64, labels=labels) * 1e6,
     }
 
 

@@ -13,14 +13,14 @@ import numpy as np
 from tfvae.errors import TfvaeError
 
 
-def scores(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> np.ndarray:
+def scores(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1, labels=None) -> np.ndarray:
     """One score per image (float64), the family's: the negative ELBO, or the reconstruction loss
     (`model.score_description` says which)."""
     from tfvae.evaluation import per_image_terms
 
     if len(x) == 0:
         return np.zeros(0)
-    return per_image_terms(model, x, seed=seed, batch_size=batch_size, samples=samples)["score"]
+    return per_image_terms(model, x, seed=seed, batch_size=batch_size, samples=samples, labels=labels)["score"]
 
 
 def anomaly_classes(labels, normal=None, anomalous=None) -> list:

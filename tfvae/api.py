@@ -79,6 +79,25 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
     return saved.replace(**options) if options else saved
 
 
+def label_classes(config: Config, splits) -> int:
+    """The size of a conditional model's one-hot label: the source's class count (its class names,
+    else the largest label + 1). A source without labels, or a class filter that leaves one class,
+    is a DataError that says why."""
+    from tfvae.errors import DataError
+
+    if splits.train_labels is None:
+        raise DataError(f"--condition label needs labels, and {config.dataset} has none (an npz needs y_train, a "
+                        "folder one subfolder per class); drop --condition or use a labelled source")
+    present = np.unique(splits.train_labels)
+    if len(present) < 2:
+        which = f"--classes {','.join(map(str, config.classes))} leaves" if config.classes else "the training images have"
+        raise DataError(f"--condition label needs at least two classes to condition on; {which} one ({present[0]}): "
+                        "drop --condition or train on more classes")
+    labels = [a for a in (splits.train_labels, splits.validation_labels, splits.test_labels) if a is not None and len(a)]
+    largest = int(max(int(np.max(a)) for a in labels)) + 1
+    return max(len(splits.class_names or ()), largest)
+
+
 def _resume_hint(run: RunDir) -> str:
     steps = run.checkpoint_steps()
     kept = f"checkpoint ckpt-{steps[-1]} is intact" if steps else "no checkpoint had been written yet"
@@ -147,6 +166,10 @@ def _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, pare
         from tfvae.data import load_splits
 
         splits = load_splits(config)
+        if config.condition == "label":
+            classes = label_classes(config, splits)
+            if not resume:
+                config = config.replace(label_classes=classes)
         if not resume and 0 < len(splits.train) < config.batch_size:  # a handful of own images
             n, asked = len(splits.train), config.batch_size
             config = config.replace(batch_size=n)
@@ -187,6 +210,8 @@ def _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, pare
                 run.create(config, meta, overwrite=overwrite)
             prior = getattr(trainer.model, "prior", None)
             what = f"{config.network}" + (f", prior {prior.description}" if prior is not None else "")
+            if config.condition == "label":
+                what += f", conditioned on the label ({config.label_classes} classes)"
             bar.message(f"training {config.model} ({what}) on {config.dataset}: "
                         f"{len(splits.train)} train / {len(splits.validation)} validation / {len(splits.test)} test "
                         f"images {'x'.join(map(str, splits.image_shape))}, {trainer.replicas} replica(s)"
@@ -259,36 +284,105 @@ class TrainedModel:
             )
         return x
 
-    def encode(self, x) -> np.ndarray:
-        """Codes h (autoencoders) or posterior means (variational models)."""
-        return self.model.encode(self._images(x)).numpy()
+    # ------------------------------------------------------------------ labels (--condition label)
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is conditioned on the label (trained with --condition label)."""
+        return self.model.conditional
 
-    def posterior(self, x):
-        """q(z|x) as a tfd distribution (variational models)."""
-        return self.model.posterior(self._images(x))
+    @property
+    def class_names(self) -> Optional[list]:
+        """The source's class names (TFDS, folder names, classes.txt), or None."""
+        return self.meta.get("class_names")
 
-    def decode(self, z) -> np.ndarray:
-        """Pixel means of p(x|z) for codes z of shape (count, latent_dim)."""
+    @property
+    def classes(self) -> list:
+        """The labels a conditional model was trained on (every class of the source unless --classes)."""
+        return [int(c) for c in self.model.label_rows(1)] if self.conditional else []
+
+    def class_name(self, label: int) -> str:
+        names = self.class_names
+        return str(names[label]) if names and 0 <= label < len(names) else str(label)
+
+    def labels(self, label, n: int) -> Optional[np.ndarray]:
+        """`label` (an int, a class name, or one per row) as n int32 labels for a conditional
+        model; None for an unconditioned one (a label given to it is an error)."""
+        if label is None:
+            if self.conditional:
+                raise ConfigError("this model is conditioned on the label (--condition label): pass label= (a class, "
+                                  f"one of {', '.join(map(str, self.classes))}, or one per row)")
+            return None
+        if not self.conditional:
+            raise ConfigError(f"{self.run_dir} was trained without --condition label; it takes no label")
+        if isinstance(label, str):
+            label = self.label_of(label)
+        y = np.asarray(label)
+        if y.ndim == 0:
+            y = np.full(n, int(y))
+        if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
+            raise ConfigError(f"label must be one class or {n} integer labels (one per row), got shape {y.shape}")
+        unknown = sorted(set(int(v) for v in y) - set(self.classes))
+        if unknown:
+            raise ConfigError(f"label {unknown[0]} is not one the model was trained on; choose one of "
+                              + ", ".join(f"{c} ({self.class_name(c)})" if self.class_names else str(c)
+                                          for c in self.classes))
+        return y.astype(np.int32)
+
+    def label_of(self, name: str) -> int:
+        """The label of a class given by name (case-insensitive) or by number as text."""
+        text = name.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        names = [str(n).lower() for n in (self.class_names or [])]
+        if text.lower() in names:
+            return names.index(text.lower())
+        known = ", ".join(f"{c} ({self.class_name(c)})" for c in self.classes)
+        raise ConfigError(f"unknown class {name!r}: give a label or a class name, one of {known}")
+
+    def _model(self, label, n: int):
+        y = self.labels(label, n)
+        return self.model if y is None else self.model.given(y)
+
+    # ------------------------------------------------------------------ using the model
+    def encode(self, x, label=None) -> np.ndarray:
+        """Codes h (autoencoders) or posterior means (variational models); a conditional model
+        takes the images' labels (`label`: one class, or one per image)."""
+        x = self._images(x)
+        return self._model(label, len(x)).encode(x).numpy()
+
+    def posterior(self, x, label=None):
+        """q(z|x) (q(z|x, y) for a conditional model) as a tfd distribution (variational models)."""
+        x = self._images(x)
+        return self._model(label, len(x)).posterior(x)
+
+    def decode(self, z, label=None) -> np.ndarray:
+        """Pixel means of p(x|z) (p(x|z, y): `label`, for a conditional model) for codes z of
+        shape (count, latent_dim)."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.config.latent_dim:
             raise ConfigError(f"z must have shape (count, {self.config.latent_dim}), got {z.shape}")
-        return self.model.decode_mean(z).numpy()
+        return self._model(label, len(z)).decode_mean(z).numpy()
 
-    def reconstruct(self, x) -> np.ndarray:
-        return self.model.reconstruct(self._images(x)).numpy()
+    def reconstruct(self, x, label=None) -> np.ndarray:
+        x = self._images(x)
+        return self._model(label, len(x)).reconstruct(x).numpy()
 
-    def score(self, x, seed: int = 0) -> np.ndarray:
+    def score(self, x, seed: int = 0, label=None) -> np.ndarray:
         """Anomaly score per image (higher = more anomalous): the negative ELBO in nats for
-        variational models, the reconstruction loss for autoencoders (`tfvae score`)."""
+        variational models, the reconstruction loss for autoencoders (`tfvae score`); a
+        conditional model's is given the images' labels."""
         from tfvae.anomaly import scores
 
-        return scores(self.model, self._images(x), seed=seed)
+        x = self._images(x)
+        return scores(self.model, x, seed=seed, labels=self.labels(label, len(x)))
 
-    def sample(self, n: int, seed: int = 0, mean: bool = True) -> np.ndarray:
-        """n images from the prior (variational models): pixel means, or sampled pixels."""
+    def sample(self, n: int, seed: int = 0, mean: bool = True, label=None) -> np.ndarray:
+        """n images from the prior (variational models): pixel means, or sampled pixels. A
+        conditional model draws them for `label` (one class, e.g. 3 or "Sandal", or one per
+        sample) from p(z|y) and p(x|z, y)."""
         if n < 1:
             raise ConfigError(f"the number of samples must be positive, got {n}")
-        return self.model.sample(int(n), [int(seed), 0], mean=mean).numpy()
+        return self._model(label, int(n)).sample(int(n), [int(seed), 0], mean=mean).numpy()
 
 
 def load(run_dir: str) -> TrainedModel:

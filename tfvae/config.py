@@ -32,6 +32,9 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "iwae")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid", "swish", "gated")
 JIT_CHOICES = ("auto", "on", "off")
+CONDITIONS = ("none", "label")
+# fields config.json leaves out at these values, so that earlier versions read an unconditioned run
+SAVED_ONLY_IF_SET = {"condition": "none", "label_classes": 0}
 
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
@@ -68,6 +71,8 @@ class ArchitectureConfig:
     activation: str = "relu"
     latent_dim: int = 20
     likelihood: str = "bernoulli"
+    condition: str = "none"  # "label": q(z|x, y) and p(x|z, y), the label one-hot beside the input
+    label_classes: int = 0  # the one-hot's size with --condition label (set by fit from the data)
 
 
 @dataclass(frozen=True)
@@ -206,7 +211,8 @@ class Config:
         `implied_options`: a N(0, I) prior's size): what config.json holds, which earlier versions
         read as long as the run uses nothing they lack."""
         implied = self.family.implied_options(self)
-        return {k: v for k, v in self.to_dict().items() if k not in implied}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in implied and not (k in SAVED_ONLY_IF_SET and v == SAVED_ONLY_IF_SET[k])}
 
     def to_json(self) -> str:
         return json.dumps(self.to_saved_dict(), indent=2, sort_keys=True) + "\n"
@@ -237,6 +243,12 @@ class Config:
         choice("activation", ACTIVATIONS)
         choice("jit", JIT_CHOICES)
         choice("lr_schedule", LR_SCHEDULES)
+        choice("condition", CONDITIONS)
+        check_number("label_classes", self.label_classes, allow_zero=True)
+        if self.condition == "label" and not self.family.takes_condition:
+            raise ConfigError(f"--condition label is not available for --model {self.model} (it builds its own "
+                              "networks, which take no label); use --model "
+                              f"{'/'.join(n for n, f in _registry().families().items() if f.takes_condition)}")
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"--mixed-precision is a flag (true or false), got {self.mixed_precision!r}")
         for name in ("latent_dim", "epochs", "batch_size", "image_every"):

@@ -12,6 +12,7 @@ same number, whatever the chunk size.
 from __future__ import annotations
 
 import math
+import os
 from typing import Optional
 
 import numpy as np
@@ -27,29 +28,36 @@ def _batches(n: int, size: int):
         yield start, min(n, start + size)
 
 
-def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
+def _given(model, y):
+    """The model bound to labels y (a conditional model), else the model."""
+    return model.given(y) if y is not None else model
+
+
+def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1, labels=None) -> dict:
     """Per-image terms over images x (no training-time corruption): the family's held-out terms.
 
     Variational families: log_px_z = E_q[log p(x|z)] (with `samples` draws), kl, elbo,
     kl_per_dim (images, latent_dim) and score (-elbo). Autoencoders: reconstruction (the loss of
-    the likelihood) and score. The draws are seeded by (seed, batch index).
+    the likelihood) and score. The draws are seeded by (seed, batch index). `labels`: the images'
+    labels, for a conditional model (the terms are then conditioned on them).
     """
     x = as_float(x)  # uint8 training images are 0..255
 
     @tf.function(reduce_retracing=True)
-    def step(xb, s):
-        return model.held_out_terms(xb, s, samples)
+    def step(xb, s, yb):
+        return _given(model, yb).held_out_terms(xb, s, samples)
 
     parts: dict = {}
     for i, (a, b) in enumerate(_batches(len(x), batch_size)):
-        for k, v in step(tf.constant(x[a:b]), tf.constant([seed, i], tf.int64)).items():
+        yb = None if labels is None else tf.constant(labels[a:b], tf.int32)
+        for k, v in step(tf.constant(x[a:b]), tf.constant([seed, i], tf.int64), yb).items():
             parts.setdefault(k, []).append(v.numpy().astype(np.float64))
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1) -> dict:
+def bound_metrics(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1, labels=None) -> dict:
     """Means over images x of `per_image_terms` (kl_per_dim: a vector)."""
-    return {k: v.mean(axis=0) for k, v in per_image_terms(model, x, seed, batch_size, samples).items()}
+    return {k: v.mean(axis=0) for k, v in per_image_terms(model, x, seed, batch_size, samples, labels).items()}
 
 
 SAMPLE_BLOCK = 100  # importance samples are drawn in blocks of this many, each with its own seed
@@ -96,8 +104,9 @@ def step_shape(network: str, batch_size: int, chunk: Optional[int], jit: Optiona
 
 def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEFAULT_BATCH,
                    chunk: Optional[int] = None, progress=None, jit: Optional[bool] = None,
-                   first_index: int = 0) -> np.ndarray:
-    """Importance-sampled log p(x) per image (nats), with k samples from q(z|x).
+                   first_index: int = 0, labels=None) -> np.ndarray:
+    """Importance-sampled log p(x) per image (nats), with k samples from q(z|x); for a
+    conditional model with the images' `labels`, log p(x|y) with samples from q(z|x, y).
 
     Args:
       model: a variational model (tfvae.models).
@@ -123,29 +132,30 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     n_blocks = max(1, math.ceil(min(chunk, k) / SAMPLE_BLOCK))
     total_blocks = math.ceil(k / SAMPLE_BLOCK)
 
-    def log_sum_w(xb, eps):
-        log_w, _, _ = model.log_importance_weights(xb, eps, training=False)
+    def log_sum_w(xb, eps, yb):
+        log_w, _, _ = _given(model, yb).log_importance_weights(xb, eps, training=False)
         return tf.reduce_logsumexp(log_w, axis=1)
 
     sum_fn = tf.function(log_sum_w, jit_compile=jit, reduce_retracing=True)
 
     @tf.function(reduce_retracing=True)
-    def chunk_fn(xb, ids, first_block, blocks, keep):
+    def chunk_fn(xb, ids, first_block, blocks, keep, yb):
         # the noise is drawn outside XLA, whose random-number kernels differ from TensorFlow's
         eps = _sample_noise(ids, first_block, blocks, latent, seed)[:, :keep]
-        return sum_fn(xb, eps)
+        return sum_fn(xb, eps, yb)
 
     out = np.empty(n, np.float64)
     if progress is not None:
         progress.start("log p(x)", n, unit="image")
     for a, b in _batches(n, batch_size):
         xb = tf.constant(x[a:b])
+        yb = None if labels is None else tf.constant(labels[a:b], tf.int32)
         ids = tf.range(first_index + a, first_index + b)
         parts = []
         for first_block in range(0, total_blocks, n_blocks):
             blocks = min(n_blocks, total_blocks - first_block)
             keep = min(blocks * SAMPLE_BLOCK, k - first_block * SAMPLE_BLOCK)
-            parts.append(chunk_fn(xb, ids, tf.constant(first_block), blocks, tf.constant(keep)).numpy()
+            parts.append(chunk_fn(xb, ids, tf.constant(first_block), blocks, tf.constant(keep), yb).numpy()
                          .astype(np.float64))
         # log sum_i w_i over all chunks, then minus log k
         out[a:b] = np.logaddexp.reduce(np.stack(parts, axis=1), axis=1) - math.log(k)
@@ -156,11 +166,11 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     return out
 
 
-def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD):
+def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD, labels=None):
     """(number active, per-dimension Cov_x(E_q[z_j])) over images x, for the code z (the top layer
-    of a hierarchy)."""
-    means = np.concatenate([model.encode(tf.constant(as_float(x[a:b]))).numpy()
-                            for a, b in _batches(len(x), batch_size)])
+    of a hierarchy); with `labels`, of q(z|x, y)."""
+    means = np.concatenate([_given(model, None if labels is None else labels[a:b])
+                            .encode(tf.constant(as_float(x[a:b]))).numpy() for a, b in _batches(len(x), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance
 
@@ -181,7 +191,7 @@ def active_units_per_layer(model, x, batch_size: int = 500, threshold: float = A
 
 def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, seed: int = 0,
              batch_size: int = DEFAULT_BATCH, chunk: Optional[int] = None, progress=None,
-             jit: Optional[bool] = None, splits=None) -> dict:
+             jit: Optional[bool] = None, splits=None, fidelity_samples: int = 10_000) -> dict:
     """The test-set report of a trained run (a `TrainedModel`), as a JSON-ready dict.
 
     Autoencoders: the reconstruction loss. Variational models: reconstruction term, KL and ELBO,
@@ -197,8 +207,13 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
     if splits is None:
         splits = trained.splits()
     x = splits.test
+    y = splits.test_labels if model.conditional else None
+    if y is not None:  # the test images of the classes the model was trained on
+        keep = np.isin(y, model.label_rows(1))
+        x, y = x[keep], y[keep].astype(np.int32)
     if max_test_examples is not None:
         x = x[:max_test_examples]
+        y = None if y is None else y[:max_test_examples]
     t0 = time.perf_counter()
     report = {
         "run_dir": trained.run_dir,
@@ -212,8 +227,10 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         },
         "metrics": {},
     }
-    terms = bound_metrics(model, x, seed=seed)  # fixed batches: the ELBO does not move with --batch-size
+    terms = bound_metrics(model, x, seed=seed, labels=y)  # fixed batches: the ELBO does not move with --batch-size
     m = report["metrics"]
+    if y is not None:
+        report["protocol"]["conditioned_on"] = "label"
     if not model.variational:
         m["reconstruction"] = float(terms["reconstruction"])
     else:
@@ -224,11 +241,12 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         report["protocol"]["kl"] = ("closed form" if model.kl_metric == "kl" else
                                     "Monte Carlo estimate (one sample per image)")
         m["elbo"] = float(terms["elbo"])
-        ll = log_likelihood(model, x, k=k, seed=seed, batch_size=batch_size, chunk=chunk, progress=progress, jit=jit)
+        ll = log_likelihood(model, x, k=k, seed=seed, batch_size=batch_size, chunk=chunk, progress=progress, jit=jit,
+                            labels=y)
         m["log_likelihood"] = float(ll.mean())
         m["nll"] = float(-ll.mean())
         m["log_likelihood_stderr"] = float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0
-        active, variance = active_units(model, x)
+        active, variance = active_units(model, x, labels=y)
         m["active_units"] = active
         m["latent_dim"] = config.latent_dim
         for name, (n_active, v) in active_units_per_layer(model, x).items():
@@ -237,6 +255,18 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         if "kl_per_dim" in terms:
             report["kl_per_dim"] = [float(v) for v in terms["kl_per_dim"]]
         report["posterior_mean_variance"] = [float(v) for v in variance]
+        if y is not None and fidelity_samples:
+            from tfvae.fidelity import label_fidelity, run_classifier
+
+            classifier, info = run_classifier(trained, splits, progress=progress)
+            fid = label_fidelity(model, classifier, n=fidelity_samples)
+            m["label_fidelity"] = fid["fidelity"]
+            m["classifier_test_accuracy"] = info["test_accuracy"]
+            report["label_fidelity_per_class"] = {str(k): v for k, v in fid["per_class"].items()}
+            report["protocol"]["label_fidelity"] = (
+                f"{fid['samples']} samples (pixel means of p(x|z, y), z ~ p(z|y), equally many per class) classified "
+                f"by {os.path.basename(trained.run_dir)}/classifier.keras (a CNN trained on the "
+                f"{info['training_images']} training images, {info['epochs']} epochs)")
     report["seconds"] = round(time.perf_counter() - t0, 2)
     return report
 
@@ -252,23 +282,30 @@ def format_report(report: dict) -> str:
         proto += f", k = {p['k']} importance samples, seed {p['seed']}"
     lines.append(proto)
     rows = []
+    given = "conditioned_on" in p  # a conditional model: every term is given the label y
+    xy, zx, pz = ("x|y", "z|x,y", "z|y") if given else ("x", "z|x", "z")
     if "elbo" in m:
         rows += [
-            ("reconstruction  -E_q[log p(x|z)]", f"{m['reconstruction']:.2f} nats"),
-            ("KL(q(z|x) || p(z))" + ("" if p.get("kl", "closed form") == "closed form" else "  (Monte Carlo)"),
+            (f"reconstruction  -E_q[log p(x|{'z,y' if given else 'z'})]", f"{m['reconstruction']:.2f} nats"),
+            (f"KL(q({zx}) || p({pz}))" + ("" if p.get("kl", "closed form") == "closed form" else "  (Monte Carlo)"),
              f"{m['kl']:.2f} nats"),
             ("ELBO", f"{m['elbo']:.2f} nats"),
-            (f"log p(x)  (importance sampling, k={p['k']})",
+            (f"log p({xy})  (importance sampling, k={p['k']})",
              f"{m['log_likelihood']:.2f} nats  (+/- {m['log_likelihood_stderr']:.2f})"),
             ("negative log-likelihood", f"{m['nll']:.2f} nats"),
             ("active units  (Cov_x E_q[z_j] > 0.01)", f"{m['active_units']} / {m['latent_dim']}"),
         ]
         rows += [(f"  of {key[len('active_units_'):]}", f"{m[key]} / {m['latent_dim']}")
                  for key in sorted(m) if key.startswith("active_units_")]
+        if "label_fidelity" in m:
+            rows += [("label fidelity  (samples classified as asked)", f"{m['label_fidelity']:.1%}"),
+                     ("  the classifier on real test images", f"{m['classifier_test_accuracy']:.1%}")]
     else:
         rows.append(("reconstruction loss", f"{m['reconstruction']:.3f} per image"))
     width = max(len(r[0]) for r in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if "label_fidelity" in p:
+        lines.append(f"  label fidelity: {p['label_fidelity']}")
     if "kl_per_dim" in report:
         kl = report["kl_per_dim"]
         lines.append("  KL per dimension: " + " ".join(f"{v:.2f}" for v in kl))

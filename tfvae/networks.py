@@ -8,6 +8,9 @@ Bernoulli, `{"loc"[, "scale"]}` for Gaussian.
 
 - `mlp`: dense layers of the `hidden` sizes (e.g. 784-400-20 as in Kingma & Welling, or
   784-200-200-50 tanh as in the IWAE paper); the decoder mirrors them.
+- `--condition label` (a conditional model, Sohn et al., 2015): both networks take the label as
+  a second input, one-hot (`label`, width `label_classes`), joined to the flattened image (MLP),
+  to the convolutions' flattened features (conv), and to z before the decoder's first layer.
 - `conv`: two stride-2 convolutions (32, 64 filters), a dense layer of `hidden[0]` units, the
   code; the decoder mirrors them with transposed convolutions. Any channel count; height and
   width must be multiples of 4 (28x28, 32x32, ...).
@@ -51,24 +54,39 @@ def _check_image_shape(config, image_shape):
         )
 
 
+def label_input(config):
+    """The one-hot label input of a conditional network, or None (--condition none)."""
+    if config.condition != "label":
+        return None
+    if config.label_classes < 2:
+        raise ConfigError("--condition label needs at least 2 classes; the run's label_classes is "
+                          f"{config.label_classes}")
+    return keras.Input((config.label_classes,), name="label")
+
+
+def _joined(h, label):
+    """h with the one-hot label beside it (a conditional network), else h."""
+    if label is None:
+        return h
+    return keras.layers.Concatenate(name="with_label")([h, label])
+
+
 def build_encoder(config, image_shape, head) -> keras.Model:
-    """images -> head(features): the family's head (`{"loc", "scale"}` from a posterior, `{"code"}`)
-    on the features of the dense layers (mlp) or of the convolutions and a dense layer (conv)."""
+    """images (and the one-hot label, --condition label) -> head(features): the family's head
+    (`{"loc", "scale"}` from a posterior, `{"code"}`) on the features of the dense layers (mlp) or
+    of the convolutions and a dense layer (conv)."""
     _check_image_shape(config, image_shape)
     x = keras.Input(tuple(image_shape), name="images")
+    label = label_input(config)
     h = x
-    if config.network == "mlp":
-        h = keras.layers.Flatten(name="flatten")(h)
-        for i, units in enumerate(config.hidden):
-            h = dense(config, units, f"dense_{i}")(h)
-    else:
+    if config.network == "conv":
         for i, filters in enumerate(CONV_FILTERS):
             h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation=conv_activation(config),
                                     name=f"conv_{i}")(h)
-        h = keras.layers.Flatten(name="flatten")(h)
-        for i, units in enumerate(config.hidden):
-            h = dense(config, units, f"dense_{i}")(h)
-    return keras.Model(x, head(h), name="encoder")
+    h = _joined(keras.layers.Flatten(name="flatten")(h), label)
+    for i, units in enumerate(config.hidden):
+        h = dense(config, units, f"dense_{i}")(h)
+    return keras.Model(x if label is None else [x, label], head(h), name="encoder")
 
 
 def _pixel_head(h, image_shape, likelihood):
@@ -107,14 +125,17 @@ def _scale_head(likelihood, h, per_pixel):
 
 
 def build_decoder(config, image_shape, likelihood) -> keras.Model:
-    """z -> the likelihood's parameters (`likelihood.output_keys`): the encoder mirrored."""
+    """z (and the one-hot label, --condition label) -> the likelihood's parameters
+    (`likelihood.output_keys`): the encoder mirrored."""
     _check_image_shape(config, image_shape)
     z = keras.Input((config.latent_dim,), name="z")
-    h = z
+    label = label_input(config)
+    inputs = z if label is None else [z, label]
+    h = _joined(z, label)
     if config.network == "mlp":
         for i, units in enumerate(reversed(config.hidden)):
             h = dense(config, units, f"dense_{i}")(h)
-        return keras.Model(z, _pixel_head(h, image_shape, likelihood), name="decoder")
+        return keras.Model(inputs, _pixel_head(h, image_shape, likelihood), name="decoder")
 
     height, width, channels = image_shape
     for i, units in enumerate(config.hidden):
@@ -131,4 +152,4 @@ def build_decoder(config, image_shape, likelihood) -> keras.Model:
         return keras.layers.Conv2DTranspose(channels, 3, strides=1, padding="same", activation=activation,
                                             name=name, dtype=HEAD)(h)
 
-    return keras.Model(z, likelihood_heads(likelihood, top, conv_image), name="decoder")
+    return keras.Model(inputs, likelihood_heads(likelihood, top, conv_image), name="decoder")

@@ -34,28 +34,93 @@ def _need_prior(trained, what: str):
         )
 
 
-def sample(trained, path: str, n: int = 64, seed: int = 0, mean: bool = True, columns: Optional[int] = None):
+def sample(trained, path: str, n: int = 64, seed: int = 0, mean: bool = True, columns: Optional[int] = None,
+           label=None):
     """n images from the prior: pixel means E[x|z] (what the epoch images and `model.sample`
-    show), or pixels drawn from p(x|z) with mean=False (binary for a Bernoulli likelihood)."""
+    show), or pixels drawn from p(x|z) with mean=False (binary for a Bernoulli likelihood); a
+    conditional model's for `label`."""
     _need_prior(trained, "sample")
-    return _write(path, img.grid(trained.sample(n, seed=seed, mean=mean), columns=columns))
+    return _write(path, img.grid(trained.sample(n, seed=seed, mean=mean, label=label), columns=columns))
 
 
-def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0):
-    """Originals above their reconstructions (the family's rows: a denoising AE shows the
-    corrupted inputs in between)."""
+def class_grid(trained, path: str, per_class: int = 10, seed: int = 0, mean: bool = True):
+    """A conditional model's samples, a row of `per_class` per class it was trained on, each row
+    named by its class (TFDS's or the folders' names where the source has them)."""
+    _need_prior(trained, "sample")
+    classes = trained.classes
+    labels = np.repeat(np.asarray(classes, np.int32), per_class)
+    images = trained.sample(len(labels), seed=seed, mean=mean, label=labels)
+    return _labelled_grid(path, images, len(classes), per_class,
+                          [f"{c}: {trained.class_name(c)}" if trained.class_names else str(c) for c in classes],
+                          None, f"samples of each class ({'pixel means' if mean else 'pixels drawn from p(x|z, y)'})")
+
+
+def analogies(trained, x: np.ndarray, labels: np.ndarray, path: str):
+    """Style kept, class changed: each test image (first column) encoded with its own label, its
+    z (the posterior mean of q(z|x, y)) then decoded with every label the model was trained on."""
     from tfvae.data import as_float
 
-    return _write(path, img.rows_grid(trained.model.reconstruction_rows(as_float(x), seed=seed)))
+    x = as_float(x)
+    z = trained.encode(x, label=labels)
+    classes = trained.classes
+    rows = []
+    for i in range(len(x)):
+        decoded = trained.decode(np.repeat(z[i:i + 1], len(classes), axis=0), label=np.asarray(classes, np.int32))
+        rows.append(np.concatenate([x[i:i + 1], decoded]))
+    images = np.concatenate(rows)
+    names = [trained.class_name(c) for c in classes]
+    return _labelled_grid(path, images, len(x), len(classes) + 1,
+                          [trained.class_name(int(y)) for y in labels], ["test image", *names],
+                          "analogies: the z of each test image decoded with every label")
+
+
+def _labelled_grid(path, images, rows: int, columns: int, row_names, column_names, title: str):
+    """The images in a grid (rows x columns), with row and column names beside it (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    tiles = img.grid(images, columns=columns, pad=2, background=255)
+    h, w = tiles.shape[:2]
+    scale = max(1.0, 420 / w)  # small tiles are drawn larger, so that the names fit beside them
+    fig, ax = plt.subplots(figsize=(w * scale / 100 + 2.2, h * scale / 100 + 1.2))
+    shown = tiles[..., 0] if tiles.shape[-1] == 1 else tiles
+    ax.imshow(shown, cmap="gray", vmin=0, vmax=255, interpolation="nearest", extent=(0, columns, rows, 0))
+    ax.set_yticks(np.arange(rows) + 0.5, row_names, fontsize=9)
+    if column_names:
+        ax.set_xticks(np.arange(columns) + 0.5, column_names, rotation=45, ha="left", fontsize=9)
+        ax.xaxis.tick_top()
+    else:
+        ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title, fontsize=10, pad=(60 if column_names else 6))
+    return _write(path, _figure_png(fig, dpi=100))
+
+
+def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0, labels=None):
+    """Originals above their reconstructions (the family's rows: a denoising AE shows the
+    corrupted inputs in between); a conditional model's given the images' `labels`."""
+    from tfvae.data import as_float
+
+    x = as_float(x)
+    y = trained.labels(labels, len(x))
+    model = trained.model if y is None else trained.model.given(y)
+    return _write(path, img.rows_grid(model.reconstruction_rows(x, seed=seed)))
 
 
 def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.ndarray] = None,
-             axes: bool = True):
+             axes: bool = True, label=None, labels_for_activity=None):
     """Decoded images at the prior's inverse-CDF points of a 2-d latent space (Kingma & Welling's
     figure; Normal quantiles for the N(0, I) prior), with the z values on the axes (axes=False:
     the bare grid). With more dimensions: a 2-d slice through the two most active dimensions, the
-    others at 0. Returns (height, width, (dim_a, dim_b))."""
+    others at 0. A conditional model's for one `label` (decoded with it, at its prior's
+    quantiles). Returns (height, width, (dim_a, dim_b))."""
     _need_prior(trained, "manifold")
+    given = trained.labels(label, 1)
+    model = trained.model if given is None else trained.model.given(given)
     d = trained.config.latent_dim
     if d < 2:
         raise TfvaeError(f"manifold needs at least 2 latent dimensions; this run has --latent-dim {d}")
@@ -66,17 +131,17 @@ def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.nda
             raise TfvaeError("manifold of a space of more than 2 dimensions needs images to rank the dimensions")
         from tfvae.evaluation import active_units
 
-        _, variance = active_units(trained.model, x_for_activity)
+        _, variance = active_units(trained.model, x_for_activity, labels=labels_for_activity)
         dims = tuple(int(i) for i in np.argsort(-variance)[:2])
     # grid points at the prior's quantiles of evenly spaced probabilities in (0, 1), per dimension
     probs = np.linspace(0.5 / grid, 1 - 0.5 / grid, grid)
-    ticks = trained.model.prior.marginal_quantiles(probs, dims)
+    ticks = model.prior.marginal_quantiles(probs, dims)
     z = np.zeros((grid * grid, d), np.float32)
     for r, y in enumerate(ticks[::-1, 1]):  # the second dimension grows upwards
         for c, xv in enumerate(ticks[:, 0]):
             z[r * grid + c, dims[0]] = xv
             z[r * grid + c, dims[1]] = y
-    pictures = trained.decode(z)
+    pictures = trained.decode(z, label=None if given is None else int(given[0]))
     tiles = img.grid(pictures, columns=grid, pad=0, background=255)
     if not axes:
         return (*_write(path, tiles), dims)
@@ -96,26 +161,30 @@ def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.nda
     ax.set_yticks(at + 0.5, [f"{v:.2f}" for v in ticks[at, 1]])
     from tfvae.probability.priors import StandardNormal
 
-    kind = ("Normal quantiles" if isinstance(trained.model.prior, StandardNormal)
+    kind = ("Normal quantiles" if isinstance(model.prior, StandardNormal)
             else "quantiles of the prior's marginals")
     ax.set_xlabel(f"z[{dims[0]}]")
     ax.set_ylabel(f"z[{dims[1]}]")
     rest = "" if d == 2 else f", the other {d - 2} dimensions at 0"
-    ax.set_title(f"E[x|z] on a {grid}x{grid} grid of {kind}{rest}", fontsize=10)
+    of = "" if given is None else f", y = {int(given[0])} ({trained.class_name(int(given[0]))})"
+    ax.set_title(f"E[x|z{', y' if given is not None else ''}] on a {grid}x{grid} grid of {kind}{rest}{of}",
+                 fontsize=10)
     return (*_write(path, _figure_png(fig, dpi=100)), dims)
 
 
-def interpolate(trained, a: np.ndarray, b: np.ndarray, path: str, steps: int = 10):
+def interpolate(trained, a: np.ndarray, b: np.ndarray, path: str, steps: int = 10, labels=None, label=None):
     """Two rows of `steps` images from a to b: on top the two images blended pixel by pixel
     ((1 - t) a + t b: a and b at the ends), below them the images decoded along the line between
-    their codes (what the model has learned lies between them)."""
+    their codes (what the model has learned lies between them). A conditional model encodes a and
+    b with their `labels` (two) and decodes the line with `label`."""
     if steps < 2:
         raise TfvaeError(f"--steps must be at least 2, got {steps}")
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    za, zb = trained.encode(a[None]), trained.encode(b[None])
+    la, lb = (None, None) if labels is None else (int(labels[0]), int(labels[1]))
+    za, zb = trained.encode(a[None], label=la), trained.encode(b[None], label=lb)
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     z = (1 - t) * za + t * zb
-    row = trained.decode(z)
+    row = trained.decode(z, label=label)
     blend = (1 - t)[:, :, None, None] * a[None] + t[:, :, None, None] * b[None]
     return _write(path, img.rows_grid([blend, row]))
 
@@ -151,7 +220,9 @@ def latents(trained, x: np.ndarray, labels: Optional[np.ndarray], path: str, cla
     d = trained.config.latent_dim
     if d < 2:
         raise TfvaeError(f"latents needs at least 2 latent dimensions; this run has --latent-dim {d}")
-    z = np.concatenate([trained.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]).astype(np.float64)
+    given = labels if trained.conditional else None  # q(z|x, y): the images' own labels
+    z = np.concatenate([trained.encode(x[i:i + 1000], label=None if given is None else given[i:i + 1000])
+                        for i in range(0, len(x), 1000)]).astype(np.float64)
     if d == 2:
         pts, axes = z, ("z[0]", "z[1]")
         title = "posterior means"

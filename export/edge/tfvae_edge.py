@@ -5,6 +5,9 @@
     python tfvae_edge.py --model decoder_int8.tflite -n 16 --seed 5 -o samples.png
     python tfvae_edge.py --model decoder_float16.tflite --z codes.npy -o decoded.npy
 
+A conditional decoder (exported from a `--condition label` run) takes the class: `--label 5`
+or `--label Sandal` (the names in labels.json beside the decoder).
+
 It draws z from the model's prior with numpy (seeded, so the same seed gives the same images):
 the prior.json beside the decoder (a mixture of diagonal Gaussians; N(0, I) is one component),
 or N(0, I) when there is none. It quantizes z
@@ -39,13 +42,29 @@ def load_interpreter(path, threads=None):
     return interpreter
 
 
-def decode(interpreter, z):
-    """Pixel means for codes z (count, latent_dim), whatever the model's input/output types."""
-    inp = interpreter.get_input_details()[0]
+def inputs_of(interpreter):
+    """(the codes' input, the label's input or None): a conditional decoder also takes an int32
+    label per row."""
+    details = interpreter.get_input_details()
+    labels = [d for d in details if d["dtype"] == np.int32 and len(d["shape"]) == 1]
+    codes = [d for d in details if d not in labels]
+    return codes[0], (labels[0] if labels else None)
+
+
+def decode(interpreter, z, labels=None):
+    """Pixel means for codes z (count, latent_dim) (and labels (count,), a conditional decoder),
+    whatever the model's input/output types."""
+    inp, lab = inputs_of(interpreter)
     if list(inp["shape"]) != [len(z), z.shape[1]]:
         interpreter.resize_tensor_input(inp["index"], [len(z), z.shape[1]])
+        if lab is not None:
+            interpreter.resize_tensor_input(lab["index"], [len(z)])
         interpreter.allocate_tensors()
-        inp = interpreter.get_input_details()[0]
+        inp, lab = inputs_of(interpreter)
+    if lab is not None:
+        if labels is None:
+            raise ValueError("this decoder is conditioned on the label: give one per code")
+        interpreter.set_tensor(lab["index"], np.asarray(labels, np.int32))
     out = interpreter.get_output_details()[0]
     x = z.astype(np.float32)
     if inp["dtype"] == np.int8:  # full-integer model: quantize with its own scale and zero point
@@ -65,15 +84,21 @@ def standard_normal(latent):
     return {"weights": [1.0], "loc": [[0.0] * latent], "scale": [[1.0] * latent]}
 
 
-def draw_prior(mixture, n, seed):
+def draw_prior(mixture, n, seed, labels=None):
     """n draws (float32) from a mixture of diagonal Gaussians {"weights" (K,), "loc", "scale" (K, latent)}:
-    eps ~ N(0, I), then (for K > 1) a component k per draw, z = loc[k] + scale[k] * eps."""
+    eps ~ N(0, I), then (for K > 1) a component k per draw, z = loc[k] + scale[k] * eps. A prior
+    with one component per class ("per_class": p(z|y)) takes component k = the draw's label."""
     rng = np.random.default_rng(seed)
     loc = np.asarray(mixture["loc"], np.float32)
     scale = np.asarray(mixture["scale"], np.float32)
     weights = np.asarray(mixture["weights"], np.float64)
     eps = rng.standard_normal((n, loc.shape[1])).astype(np.float32)
-    k = np.zeros(n, np.int64) if len(weights) == 1 else rng.choice(len(weights), size=n, p=weights / weights.sum())
+    if mixture.get("per_class") and labels is not None:
+        k = np.asarray(labels, np.int64)
+    elif len(weights) == 1:
+        k = np.zeros(n, np.int64)
+    else:
+        k = rng.choice(len(weights), size=n, p=weights / weights.sum())
     return (loc[k] + scale[k] * eps).astype(np.float32)
 
 
@@ -90,6 +115,36 @@ def read_prior(path, latent):
     if not ok:
         sys.exit(f"error: the prior {path} does not fit the decoder's {latent}-dimensional codes")
     return mixture
+
+
+def read_label(given, conditional, path):
+    """--label as an int, checked against labels.json ({"classes": [...], "names": [...]}) beside
+    the decoder; None for a decoder that takes no label."""
+    if not conditional:
+        if given is not None:
+            sys.exit("error: --label is for a conditional decoder (exported from a --condition label run); "
+                     "this one takes no label")
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            known = json.load(f)
+        classes, names = [int(c) for c in known["classes"]], list(known.get("names") or [])
+    except (OSError, ValueError, KeyError, TypeError):
+        classes, names = None, []
+    listed = ", ".join(f"{c} ({names[c]})" if c < len(names) else str(c) for c in classes) if classes else ""
+    if given is None:
+        sys.exit("error: this decoder is conditioned on the label: pass --label N" + (f" (one of {listed})" if listed else ""))
+    text = str(given).strip()
+    lowered = [str(n).lower() for n in names]
+    if text.lstrip("-").isdigit():
+        label = int(text)
+    elif text.lower() in lowered:
+        label = lowered.index(text.lower())
+    else:
+        sys.exit(f"error: unknown --label {given!r}" + (f"; give one of {listed}" if listed else "; give a number"))
+    if classes is not None and label not in classes:
+        sys.exit(f"error: --label {label} is not a class the model was trained on; give one of {listed}")
+    return label
 
 
 def grid(images, columns=None, pad=2):
@@ -147,6 +202,8 @@ def main(argv=None):
     p.add_argument("-o", "--out", default="samples.png", help="output: .png (a grid) or .npy (default samples.png)")
     p.add_argument("--columns", type=int, default=None, help="images per row of the grid")
     p.add_argument("--threads", type=int, default=None, help="interpreter threads")
+    p.add_argument("--label", default=None, help="a conditional decoder's class: a label or a class name (from "
+                   "labels.json beside the decoder)")
     args = p.parse_args(argv)
     if args.model is None:
         args.model = recommended_decoder()
@@ -156,11 +213,13 @@ def main(argv=None):
         sys.exit("error: -n must be at least 1")
 
     interpreter = load_interpreter(args.model, args.threads)
-    inp = interpreter.get_input_details()[0]
+    inp, label_input = inputs_of(interpreter)
     if len(inp["shape"]) != 2 or inp["dtype"] not in (np.float32, np.int8):
         sys.exit(f"error: {args.model} is not a decoder (its input is {inp['dtype'].__name__} "
                  f"{list(inp['shape'])}, not codes (count, latent_dim)); use a decoder_*.tflite")
     latent = int(inp["shape"][-1])
+    label = read_label(args.label, label_input is not None, os.path.join(os.path.dirname(os.path.abspath(args.model)),
+                                                                         "labels.json"))
     if args.z:
         try:
             z = np.load(args.z, allow_pickle=False).astype(np.float32)
@@ -172,9 +231,9 @@ def main(argv=None):
         beside = os.path.join(os.path.dirname(os.path.abspath(args.model)), "prior.json")
         path = args.prior or (beside if os.path.isfile(beside) else None)
         mixture = read_prior(path, latent) if path else standard_normal(latent)
-        z = draw_prior(mixture, args.n, args.seed)
+        z = draw_prior(mixture, args.n, args.seed, None if label is None else np.full(args.n, label))
     t0 = time.perf_counter()
-    images = decode(interpreter, z)
+    images = decode(interpreter, z, None if label is None else np.full(len(z), label, np.int32))
     seconds = time.perf_counter() - t0
     buf = io.BytesIO()
     if args.out.endswith(".npy"):

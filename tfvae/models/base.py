@@ -22,6 +22,7 @@ TensorFlow (tfvae.lazy), so the command line can read the registry before Tensor
 from __future__ import annotations
 
 import abc
+import copy
 import math
 import os
 from typing import ClassVar
@@ -80,6 +81,10 @@ class Family(abc.ABC):
     score_description: ClassVar[str] = ""
     # whether --network conv takes several --hidden sizes (dense layers beside the convolutions)
     conv_takes_hidden_layers: ClassVar[bool] = False
+    # whether --condition label works: the family uses tfvae.networks' encoder and decoder, which
+    # then take the label, and calls them only through self.encoder / self.decoder (see `given`)
+    takes_condition: ClassVar[bool] = True
+    _bound = False  # a view bound to labels (`given`)
 
     # ------------------------------------------------------------------ config
     @classmethod
@@ -164,6 +169,57 @@ class Family(abc.ABC):
         """Keras layers beyond the encoder and decoder that hold variables, by name."""
         return {}
 
+    # ------------------------------------------------------------------ conditioning on the label
+    @property
+    def conditional(self) -> bool:
+        """Whether the model is conditioned on the label (--condition label): q(z|x, y), p(x|z, y)."""
+        return self.config.condition == "label"
+
+    def given(self, label, one_per_row: bool = False):
+        """This model with its networks and prior bound to integer labels y (one per example):
+        every method of the view (loss, encode, decode_mean, sample, held_out_terms, ...) computes
+        the conditional quantity (q(z|x, y), p(x|z, y), p(z|y)). A model without --condition label
+        returns itself for label None. The view shares the model's variables; it is for computing,
+        not for saving. `one_per_row`: every call of the decoder has one code per label (an
+        export's programs: no shape arithmetic, which TFLite's 16x8 quantization lacks); otherwise
+        a decoder call with L codes per label (L Monte Carlo samples, batch-major) repeats each
+        label L times."""
+        if not self.conditional or self._bound:
+            if label is not None and not self._bound:
+                raise ConfigError("this model was trained without --condition label; it takes no label")
+            return self
+        if label is None:
+            raise ConfigError("this model is conditioned on the label (--condition label): give the label of each "
+                              "image or sample (e.g. label=3, or --label 3)")
+        view = copy.copy(self)
+        view._bound = True
+        # the one-hot rows of an identity matrix: a GATHER, which every TFLite quantization supports
+        # (ONE_HOT has no 16x8 kernel)
+        onehot = tf.gather(tf.eye(self.config.label_classes), tf.cast(label, tf.int32))
+        encoder, decoder = self.encoder, self.decoder
+
+        def encode(x, training=False):
+            return encoder([tf.convert_to_tensor(x, tf.float32), onehot], training=training)
+
+        def decode(z, training=False):  # z may hold several samples per label, batch-major
+            z = tf.convert_to_tensor(z, tf.float32)
+            n_z, n_y = z.shape[0], onehot.shape[0]
+            if one_per_row or (n_z is not None and n_z == n_y):
+                return decoder([z, onehot], training=training)
+            rows = n_z // n_y if n_z is not None and n_y is not None else tf.shape(z)[0] // tf.shape(onehot)[0]
+            return decoder([z, tf.repeat(onehot, rows, axis=0)], training=training)
+
+        view.encoder, view.decoder = encode, decode
+        if getattr(self, "prior", None) is not None:
+            view.prior = self.prior.given(label)
+        return view
+
+    def label_rows(self, per_class: int):
+        """Labels for a picture with a row per class: each class the model was trained on, repeated
+        `per_class` times (numpy int32)."""
+        classes = self.config.classes if self.config.classes is not None else range(self.config.label_classes)
+        return np.repeat(np.asarray(sorted(classes), np.int32), per_class)
+
     @property
     def parts(self) -> dict:
         """Every Keras part holding variables, by name: encoder, decoder, then the extras."""
@@ -247,9 +303,18 @@ class Family(abc.ABC):
     def sample(self, n: int, seed, mean: bool = True):
         raise ConfigError(f"--model {self.name} has no prior to sample from; use a variational run")
 
-    def reference_codes(self, n: int, seed: int) -> np.ndarray:
-        """n codes (numpy) the exports calibrate and measure the TFLite decoders on."""
+    def reference_codes(self, n: int, seed: int, labels=None) -> np.ndarray:
+        """n codes (numpy) the exports calibrate and measure the TFLite decoders on (a conditional
+        model's for `reference_labels`)."""
         return np.random.default_rng(seed).standard_normal((n, self.config.latent_dim)).astype(np.float32)
+
+    def reference_labels(self, n: int, seed: int):
+        """n labels (int32, the trained classes in turn, shuffled by seed) to go with the reference
+        codes of a conditional model; None for an unconditioned one."""
+        if not self.conditional:
+            return None
+        classes = self.label_rows(1)
+        return np.random.default_rng([seed, 17]).permutation(np.resize(classes, n)).astype(np.int32)
 
     @abc.abstractmethod
     def held_out_terms(self, x, seed, samples: int = 1) -> dict:
@@ -261,39 +326,48 @@ class Family(abc.ABC):
         """Rows of the reconstruction picture: the images, then their reconstructions."""
         return [x, self.reconstruct(x).numpy()]
 
-    def epoch_image(self, images, seed) -> np.ndarray:
+    def epoch_image(self, images, seed, labels=None) -> np.ndarray:
         """The picture written after an epoch (uint8): prior samples, or images above their
-        reconstructions; `images` are held-out images, `seed` a stateless seed."""
+        reconstructions; `images` are held-out images (`labels` theirs, for a conditional model),
+        `seed` a stateless seed."""
         from tfvae import images as img
 
-        return img.rows_grid(self.reconstruction_rows(np.asarray(images, np.float32)))
+        model = self.given(labels) if self.conditional else self
+        return img.rows_grid(model.reconstruction_rows(np.asarray(images, np.float32)))
 
     # ------------------------------------------------------------------ export
     def export_endpoints(self) -> dict:
         """{signature: (function, input signature)} of the SavedModel, serving_default first."""
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         z = tf.TensorSpec([None, self.config.latent_dim], tf.float32, name="z")
+        labels = self.export_label_spec()
 
-        def reconstruct(images):
-            return {"reconstructions": self.reconstruct(images)}
+        def reconstruct(images, label=None):
+            return {"reconstructions": self.given(label, one_per_row=True).reconstruct(images)}
 
-        def encode(images):
-            out = self.encoder(images, training=False)
+        def encode(images, label=None):
+            out = self.given(label, one_per_row=True).encoder(images, training=False)
             return {k: tf.identity(v, name=k) for k, v in out.items()}
 
-        def decode(z):
-            return {"images": self.decode_mean(z)}
+        def decode(z, label=None):
+            return {"images": self.given(label, one_per_row=True).decode_mean(z)}
 
-        return {"serving_default": (reconstruct, [images]), "encode": (encode, [images]), "decode": (decode, [z])}
+        return {"serving_default": (reconstruct, [images, *labels]), "encode": (encode, [images, *labels]),
+                "decode": (decode, [z, *labels])}
+
+    def export_label_spec(self) -> list:
+        """[the `label` input of every signature] for a conditional model (an int32 per row), else []."""
+        return [tf.TensorSpec([None], tf.int32, name="label")] if self.conditional else []
 
     def signature_descriptions(self) -> dict:
         """{signature: "inputs | outputs"} for the export's README (Markdown)."""
         (h, w, c), d = self.image_shape, self.config.latent_dim
+        y = ", `label` int32 (N,)" if self.conditional else ""
         return {
-            "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1] | `reconstructions` (N, {h}, {w}, {c}) "
-                               "pixel means",
-            "encode": f"`images` | `code` (N, {d})",
-            "decode": f"`z` float32 (N, {d}) | `images` (N, {h}, {w}, {c}) pixel means",
+            "serving_default": f"`images` float32 (N, {h}, {w}, {c}) in [0, 1]{y} | `reconstructions` (N, {h}, {w}, "
+                               f"{c}) pixel means",
+            "encode": f"`images`{y} | `code` (N, {d})",
+            "decode": f"`z` float32 (N, {d}){y} | `images` (N, {h}, {w}, {c}) pixel means",
         }
 
     # ------------------------------------------------------------------ saving
@@ -303,15 +377,23 @@ class Family(abc.ABC):
         the extra parts (a learned prior's variables) so that one file holds every variable."""
         if self._keras_model is None:
             x = keras.Input(self.image_shape, name="images")
-            enc = self.encoder(x)
-            code = self.code(enc)
-            dec = self.decoder(code)
+            if self.conditional:  # the one-hot label is the second input of both networks
+                label = keras.Input((self.config.label_classes,), name="label")
+                enc = self.encoder([x, label])
+                code = self.code(enc)
+                dec = self.decoder([code, label])
+                inputs = [x, label]
+            else:
+                enc = self.encoder(x)
+                code = self.code(enc)
+                dec = self.decoder(code)
+                inputs = x
             if self.likelihood.kind == "bernoulli":
                 mean = keras.layers.Activation("sigmoid", name="reconstruction")(dec["logits"])
             else:
                 mean = keras.layers.Identity(name="reconstruction")(dec["loc"])
             extras = {name: layer(code) for name, layer in self.extra_parts.items()}
-            self._keras_model = keras.Model(x, {**enc, "reconstruction": mean, **extras}, name="autoencoder")
+            self._keras_model = keras.Model(inputs, {**enc, "reconstruction": mean, **extras}, name="autoencoder")
         return self._keras_model
 
     def save(self, path: str) -> None:
@@ -397,8 +479,9 @@ class Variational(Family):
                "or fixed.", choices=("pixel", "image", "fixed")),
         Option("gaussian_scale", 0.1, "the fixed Gaussian standard deviation."),
         Option("min_scale", 1e-3, "floor of every learned standard deviation."),
-        Option("prior", "normal", "p(z): N(0, I), a learned mixture of Gaussians, or the VampPrior (a mixture "
-               "of the posteriors of learned pseudo-inputs).", choices=("normal", "mog", "vamp")),
+        Option("prior", "normal", "p(z): N(0, I), a learned mixture of Gaussians, the VampPrior (a mixture "
+               "of the posteriors of learned pseudo-inputs), or class: a learned Gaussian per class, p(z|y) "
+               "(with --condition label).", choices=("normal", "mog", "vamp", "class")),
         Option("prior_components", 500, "components K of --prior mog or vamp (pseudo-inputs of the VampPrior)."),
         Option("prior_init", "data", "the VampPrior's pseudo-inputs start as random training images or as "
                "noise.", choices=("data", "noise")),
@@ -409,7 +492,16 @@ class Variational(Family):
 
     # the prior options a prior does not use (a N(0, I) prior has no size, only the VampPrior has
     # pseudo-inputs to initialize)
-    PRIOR_UNUSED: ClassVar[dict] = {"normal": ("prior_components", "prior_init"), "mog": ("prior_init",)}
+    PRIOR_UNUSED: ClassVar[dict] = {"normal": ("prior_components", "prior_init"), "mog": ("prior_init",),
+                                    "class": ("prior_components", "prior_init")}
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.prior == "class" and config.condition != "label":
+            raise ConfigError("--prior class learns p(z|y), a Gaussian per class: it needs --condition label")
+        if config.prior == "vamp" and config.condition == "label":
+            raise ConfigError("--prior vamp has no label for its pseudo-inputs, which a conditional encoder needs; "
+                              "with --condition label use --prior class (p(z|y)) or normal")
 
     @classmethod
     def implied_options(cls, config) -> set:
@@ -433,8 +525,9 @@ class Variational(Family):
             if name in given and config.likelihood != "gaussian":
                 raise ConfigError(f"--{name.replace('_', '-')} applies to --likelihood gaussian; drop it or "
                                   "change the likelihood")
-        if "prior_components" in given and config.prior == "normal":
-            raise ConfigError("--prior-components is the size of --prior mog or vamp; N(0, I) has none: drop it "
+        if "prior_components" in given and config.prior in ("normal", "class"):
+            has = "N(0, I) has none" if config.prior == "normal" else "--prior class has one per class"
+            raise ConfigError(f"--prior-components is the size of --prior mog or vamp; {has}: drop it "
                               "or choose --prior mog or vamp")
         if "prior_init" in given and config.prior != "vamp":
             raise ConfigError(f"--prior-init sets the VampPrior's pseudo-inputs; --prior {config.prior} has none: "
@@ -469,6 +562,8 @@ class Variational(Family):
 
             return priors.VampPrior(c.latent_dim, c.prior_components, self.image_shape, posterior,
                                     c.prior_init, layer)
+        if c.prior == "class":
+            return priors.ClassPrior(c.latent_dim, c.label_classes, c.min_scale, layer)
         return priors.StandardNormal(c.latent_dim)
 
     def initialize(self, images, seed: int) -> None:
@@ -537,11 +632,12 @@ class Variational(Family):
             return self.decode_mean(z)
         return self.decode(z).sample(seed=seeds[1])
 
-    def reference_codes(self, n: int, seed: int) -> np.ndarray:
-        """n draws from the prior (numpy), as the edge runner draws them."""
+    def reference_codes(self, n: int, seed: int, labels=None) -> np.ndarray:
+        """n draws from the prior (numpy), as the edge runner draws them (from p(z|y) for the
+        `labels` of a per-class prior)."""
         from tfvae.export.tflite import draw_prior
 
-        return draw_prior(self.prior.mixture(), n, seed)
+        return draw_prior(self.prior.mixture(), n, seed, labels)
 
     def held_out_terms(self, x, seed, samples: int = 1) -> dict:
         eps = tf.random.stateless_normal([tf.shape(x)[0], samples, self.eps_dim], seed)
@@ -549,33 +645,52 @@ class Variational(Family):
         return {**terms, "score": -terms["elbo"]}
 
     # ------------------------------------------------------------------ pictures and export
-    def epoch_image(self, images, seed) -> np.ndarray:
+    def epoch_image(self, images, seed, labels=None) -> np.ndarray:
         from tfvae import images as img
 
+        if self.conditional:  # a row of samples per class
+            rows = self.label_rows(8)
+            return img.grid(self.given(rows).sample(len(rows), seed).numpy(), columns=8)
         return img.grid(self.sample(64, seed).numpy())
 
     def export_endpoints(self) -> dict:
         from tfvae.export.savedmodel import SCORE_SEED
 
         endpoints = super().export_endpoints()
-        images = endpoints["serving_default"][1]
+        inputs = endpoints["serving_default"][1]  # images (and labels)
 
-        def sample(n):
-            z = self.prior.sample_in_graph(n)
-            return {"images": self.decode_mean(z), "z": z}
-
-        def score(images):
+        def score(images, label=None):
             eps = tf.random.stateless_normal([tf.shape(images)[0], 1, self.eps_dim], SCORE_SEED)
-            return {"score": -self.elbo(images, eps)["elbo"]}
+            return {"score": -self.given(label, one_per_row=True).elbo(images, eps)["elbo"]}
 
-        endpoints["sample"] = (sample, [tf.TensorSpec([], tf.int32, name="n")])
-        endpoints["score"] = (score, images)
+        if self.conditional:  # one sample per label given
+            def sample(label):
+                model = self.given(label, one_per_row=True)
+                z = model.prior.sample_in_graph(tf.shape(label)[0])
+                return {"images": model.decode_mean(z), "z": z}
+
+            endpoints["sample"] = (sample, self.export_label_spec())
+        else:
+            def sample(n):
+                z = self.prior.sample_in_graph(n)
+                return {"images": self.decode_mean(z), "z": z}
+
+            endpoints["sample"] = (sample, [tf.TensorSpec([], tf.int32, name="n")])
+        endpoints["score"] = (score, inputs)
         return endpoints
 
     def signature_descriptions(self) -> dict:
         (h, w, c), d = self.image_shape, self.config.latent_dim
+        if self.conditional:
+            y, q = ", `label` int32 (N,)", "q(z|x, y)"
+            sample = (f"`label` int32 (n,) | `images` (n, {h}, {w}, {c}), `z` (n, {d}): one sample per label, z drawn "
+                      f"from the prior ({self.prior.description}) in the graph")
+        else:
+            y, q = "", "q(z|x)"
+            sample = (f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from the prior "
+                      f"({self.prior.description}) in the graph")
         return {**super().signature_descriptions(),
-                "encode": f"`images` | `loc`, `scale` (N, {d}): q(z|x)",
-                "sample": f"`n` int32 scalar | `images` (n, {h}, {w}, {c}), `z` (n, {d}) drawn from the prior "
-                          f"({self.prior.description}) in the graph",
-                "score": "`images` | `score` (N,): negative ELBO in nats (one seeded sample; higher = more anomalous)"}
+                "encode": f"`images`{y} | `loc`, `scale` (N, {d}): {q}",
+                "sample": sample,
+                "score": f"`images`{y} | `score` (N,): negative ELBO in nats (one seeded sample; higher = more "
+                         "anomalous)"}

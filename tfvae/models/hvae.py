@@ -43,6 +43,7 @@ def _gaussian(outputs):
 
 @register
 class HVAE(VAE):
+    takes_condition = False  # its own networks (q(z1|x, z2), p(z1|z2), p(x|z1, z2)) take no label
     name = "hvae"
     summary = "two-level hierarchical VAE: q(z2|x) q(z1|x,z2), p(z2) p(z1|z2) p(x|z1,z2)"
     metric_names = ("loss", "log_px_z", "kl_z1", "kl_z2", "kl_mc", "elbo")

@@ -90,6 +90,12 @@ class Prior(abc.ABC):
         """Sets the prior's variables from training images before a run's first step (the
         VampPrior's pseudo-inputs); a function of (images, seed) alone. Nothing by default."""
 
+    def given(self, label):
+        """p(z | y) for a batch of integer labels y (a conditional model, --condition label): the
+        same prior for a prior that does not depend on the label (this default), the class's
+        Gaussian for `ClassPrior`."""
+        return self
+
     def kl_per_dimension(self, q):
         """KL(q_j || p_j) per latent dimension j, shape (batch, latent_dim), for factorized priors
         with a closed form; None otherwise (free bits need it)."""
@@ -289,7 +295,93 @@ class VampPrior(MixturePrior):
         self._layer["pseudo_inputs"].assign(u.astype(np.float32))
 
 
-PRIORS = ("normal", "mog", "vamp")
+class ClassPrior(MixturePrior):
+    """p(z | y) = N(z; mu_y, diag(sigma_y^2)), one learned Gaussian per class (`--prior class`,
+    with `--condition label`): the conditional VAE's learned prior (Sohn et al., 2015). Bound to a
+    batch's labels (`given`) it is a diagonal Gaussian per example with the KL in closed form
+    (tfd.kl_divergence); unbound it is the mixture of the classes with equal weights (p(z), what
+    an export without a label draws from). The means start at N(0, 0.01) draws, the scales at 1.
+    """
+
+    closed_form_kl = True  # of the bound prior, the only one the bounds use
+
+    def __init__(self, latent_dim: int, classes: int, min_scale: float = 1e-3, layer=None):
+        from tfvae.layers import Parameters
+
+        super().__init__(latent_dim)
+        self.k, self.min_scale = int(classes), float(min_scale)
+        self.description = f"a learned Gaussian per class ({self.k} classes)"
+        self._layer = layer or Parameters(
+            {"loc": (self.k, latent_dim), "raw_scale": (self.k, latent_dim)},
+            {"loc": {"class_name": "RandomNormal", "config": {"stddev": 0.1}},
+             "raw_scale": {"class_name": "Constant", "config": {"value": SOFTPLUS_INVERSE_OF_1}}},
+            name="prior")
+
+    @property
+    def layer(self):
+        return self._layer
+
+    def components(self):
+        return (tf.zeros([self.k]), self._layer["loc"], tf.nn.softplus(self._layer["raw_scale"]) + self.min_scale)
+
+    def given(self, label):
+        _, loc, scale = self.components()
+        label = tf.cast(label, tf.int32)
+        return DiagonalGaussianPrior(tf.gather(loc, label), tf.gather(scale, label),
+                                     f"N(mu_y, sigma_y^2) of {self.k} classes")
+
+    def kl(self, q, z=None):
+        raise TfvaeError("the per-class prior's KL needs the labels: use prior.given(labels).kl(q)")
+
+    def mixture(self) -> dict:
+        out = super().mixture()
+        out["per_class"] = True  # component k is class k's p(z | y = k)
+        return out
+
+
+class DiagonalGaussianPrior(Prior):
+    """p(z) = N(loc, diag(scale^2)) with parameters per example (loc, scale of shape (batch, d)):
+    a `ClassPrior` bound to a batch's labels. log_prob takes z of shape (batch, d) or
+    (batch, samples, d); KL to a diagonal-Gaussian posterior in closed form."""
+
+    closed_form_kl = True
+
+    def __init__(self, loc, scale, description: str = "a diagonal Gaussian"):
+        super().__init__(int(loc.shape[-1]))
+        self.loc, self.scale, self.description = loc, scale, description
+
+    def distribution(self):
+        return tfd.Independent(tfd.Normal(self.loc, self.scale), reinterpreted_batch_ndims=1)
+
+    def log_prob(self, z):
+        loc, scale = self.loc, self.scale
+        if z.shape.rank == 3:  # (batch, samples, d): the same example's parameters for each sample
+            loc, scale = loc[:, None, :], scale[:, None, :]
+        return tf.reduce_sum(tfd.Normal(loc, scale).log_prob(z), axis=-1)
+
+    def sample(self, n: int, seed):
+        eps = tf.random.stateless_normal(tf.shape(self.loc), tf.cast(tf.convert_to_tensor(seed), tf.int32))
+        return self.loc + self.scale * eps
+
+    def sample_in_graph(self, n):
+        return self.loc + self.scale * tf.random.normal(tf.shape(self.loc))
+
+    def kl(self, q, z=None):
+        return tfd.kl_divergence(q, self.distribution())
+
+    def kl_per_dimension(self, q):
+        return tfd.kl_divergence(q.distribution, tfd.Normal(self.loc, self.scale))
+
+    def marginal_quantiles(self, probabilities, dims) -> np.ndarray:
+        """Of the first example's Gaussian: loc_j + scale_j * Phi^-1(p) (the manifold of one class)."""
+        from statistics import NormalDist
+
+        ticks = np.array([NormalDist().inv_cdf(p) for p in probabilities], np.float32)
+        loc, scale = np.asarray(self.loc)[0, list(dims)], np.asarray(self.scale)[0, list(dims)]
+        return (loc[None, :] + scale[None, :] * ticks[:, None]).astype(np.float32)
+
+
+PRIORS = ("normal", "mog", "vamp", "class")
 
 
 def standard_normal_prior(latent_dim: int):

@@ -90,9 +90,13 @@ class EpochImages(Callback):
     def image(trainer) -> np.ndarray:
         splits = trainer.splits
         # the images as the source holds them (not binarized), as `tfvae reconstruct` shows them
-        source = splits.validation_originals if len(splits.validation) else splits.test_originals
-        return trainer.model.epoch_image(np.asarray(source[:GRID_RECONSTRUCTIONS], np.float32),
-                                         trainer.seeds["images"])
+        held_out = len(splits.validation) > 0
+        source = splits.validation_originals if held_out else splits.test_originals
+        labels = splits.validation_labels if held_out else splits.test_labels
+        model = trainer.model
+        labels = labels[:GRID_RECONSTRUCTIONS] if model.conditional else None
+        return model.epoch_image(np.asarray(source[:GRID_RECONSTRUCTIONS], np.float32), trainer.seeds["images"],
+                                 labels=labels)
 
     def write(self, trainer, epoch: int) -> str:
         from tfvae import images as img

@@ -186,27 +186,33 @@ class Trainer:
         device = "/GPU:0" if (has_gpu() and self.replicas == 1) else "/CPU:0"
         with tf.device(device):  # 8-bit images stay 8-bit here; a batch is converted when gathered
             train_x = tf.identity(tf.convert_to_tensor(splits.train))
+            # a conditional model's labels, gathered with the images
+            train_y = tf.identity(tf.convert_to_tensor(splits.train_labels, tf.int32)) if model.conditional else None
         self.val_x = tf.convert_to_tensor(splits.validation, tf.float32)
+        self.val_y = tf.convert_to_tensor(splits.validation_labels, tf.int32) if model.conditional else None
         self.train_step = TrainStep(model, optimizer, strategy, train_x, self.global_batch, self.steps_per_epoch,
-                                    self.step, self.seeds["step_noise"], jit)
+                                    self.step, self.seeds["step_noise"], jit, train_y=train_y)
         self._eval_fn = tf.function(self._eval_batch, reduce_retracing=True)
 
     # ------------------------------------------------------------------ held-out metrics
-    def _eval_batch(self, x, seed):
+    def _eval_batch(self, x, seed, y=None):
         noise = self.model.draw_noise(tf.shape(x)[0], seed)
         noise.pop("binarize", None)  # evaluation sets are binarized once, with a fixed seed
-        _, metrics = self.model.loss(x, noise, self.model.eval_schedule())
+        model = self.model.given(y) if y is not None else self.model
+        _, metrics = model.loss(x, noise, self.model.eval_schedule())
         return {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
 
-    def evaluate(self, x) -> dict:
-        """Mean metrics over images `x` with fixed noise (deterministic from epoch to epoch)."""
+    def evaluate(self, x, y=None) -> dict:
+        """Mean metrics over images `x` (labels `y` for a conditional model) with fixed noise
+        (deterministic from epoch to epoch)."""
         n = int(x.shape[0])
         if n == 0:
             return {}
         totals = {k: 0.0 for k in self.metric_names}
         for i, start in enumerate(range(0, n, EVAL_BATCH)):
             seed = tf.random.experimental.stateless_fold_in(self.seeds["validation"], i)
-            sums = self._eval_fn(x[start:start + EVAL_BATCH], seed)
+            sums = self._eval_fn(x[start:start + EVAL_BATCH], seed,
+                                 None if y is None else y[start:start + EVAL_BATCH])
             for k in totals:
                 totals[k] += float(sums[k])
         return {k: v / n for k, v in totals.items()}
@@ -381,7 +387,7 @@ class Trainer:
         """The epoch's metrics row: train means, validation means (chief), the schedule's values."""
         steps = self.steps_per_epoch
         train = self._means(sums, steps)
-        val = self.evaluate(self.val_x) if self.is_chief else {}
+        val = self.evaluate(self.val_x, self.val_y) if self.is_chief else {}
         rate = steps * self.global_batch / seconds if seconds > 0 else 0.0
         row = {"epoch": epoch, "step": int(self.step.numpy()), "seconds": round(seconds, 3),
                "images_per_sec": round(rate, 1)}

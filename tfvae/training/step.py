@@ -43,14 +43,16 @@ class TrainStep:
       step: the global step counter (a tf.Variable), advanced once per step done.
       seed: the stateless seed of every step's noise; step s uses fold_in(seed, s).
       jit: compile the gradient and update with XLA.
+      train_y: the training labels (int32), gathered with the images, for a conditional model.
     """
 
     def __init__(self, model, optimizer, strategy, train_x, global_batch: int, steps_per_epoch: int, step,
-                 seed, jit: bool):
+                 seed, jit: bool, train_y=None):
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
         self.train_x = train_x
+        self.train_y = train_y
         self.global_batch = global_batch
         self.steps_per_epoch = steps_per_epoch
         self.step = step
@@ -63,10 +65,12 @@ class TrainStep:
         self.chunk = tf.function(self._chunk)
 
     # ------------------------------------------------------------------ one step
-    def _grads(self, x, noise, schedule):
-        """Gradients of the loss scaled by the GLOBAL batch, and the metric sums (a vector)."""
+    def _grads(self, x, noise, schedule, y=None):
+        """Gradients of the loss scaled by the GLOBAL batch, and the metric sums (a vector); y:
+        the batch's labels for a conditional model."""
         with tf.GradientTape() as tape:
-            loss, metrics = self.model.loss(x, noise, schedule)
+            model = self.model.given(y) if y is not None else self.model
+            loss, metrics = model.loss(x, noise, schedule)
             scaled = tf.nn.compute_average_loss(loss, global_batch_size=self.global_batch)
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.optimizer.scale_loss(scaled)  # apply_gradients unscales
@@ -81,9 +85,10 @@ class TrainStep:
         start = tf.distribute.get_replica_context().replica_id_in_sync_group * per
         return tf.nest.map_structure(lambda t: t[start:start + per], tensors)
 
-    def _fused_update(self, images, idx, noise, schedule):
+    def _fused_update(self, images, idx, noise, schedule, labels=None):
         """One device: gather the batch, gradients and the Adam update in one compiled launch."""
-        grads, sums = self._grads(gather(images, idx), noise, schedule)
+        y = tf.gather(labels, idx) if labels is not None else None
+        grads, sums = self._grads(gather(images, idx), noise, schedule, y)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return sums
 
@@ -94,11 +99,12 @@ class TrainStep:
         """
         idx, noise = self._my_slice((idx, self.model.draw_noise(self.global_batch, seed)))
         if self.replicas == 1:
-            sums = self._update_fn(self.train_x, idx, noise, schedule)
+            sums = self._update_fn(self.train_x, idx, noise, schedule, self.train_y)
         else:  # several replicas: gather next to the data (host memory), compute on the replica's device
             with tf.device(self.train_x.device):
                 x = gather(self.train_x, idx)
-            grads, sums = self._grads_fn(x, noise, schedule)
+                y = tf.gather(self.train_y, idx) if self.train_y is not None else None
+            grads, sums = self._grads_fn(x, noise, schedule, y)
             self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return tf.concat([sums, [tf.identity(self.stop_flag)]], axis=0)
 
@@ -135,25 +141,27 @@ class TrainStep:
         return sums, done, finite, stopped
 
     # ------------------------------------------------------------------ gradients without an update
-    def gradients(self, x, seed):
-        """(loss, gradients) of one global batch of images, summed over the replicas; nothing is
-        updated. The loss is the mean over the global batch, as the optimizer sees it."""
+    def gradients(self, x, seed, y=None):
+        """(loss, gradients) of one global batch of images (and labels y, a conditional model),
+        summed over the replicas; nothing is updated. The loss is the mean over the global batch,
+        as the optimizer sees it."""
         from tfvae.data import as_float
 
         x = tf.convert_to_tensor(as_float(x))
         seed = tf.convert_to_tensor(seed, tf.int64)
+        y = None if y is None else tf.convert_to_tensor(y, tf.int32)
         loss_index = self.metric_names.index("loss")
 
-        def replica_fn(x, seed):
-            x, noise = self._my_slice((x, self.model.draw_noise(self.global_batch, seed)))
-            grads, sums = self._grads_fn(x, noise, self.model.schedule(self.step, self.steps_per_epoch))
+        def replica_fn(x, seed, y):
+            x, noise, y = self._my_slice((x, self.model.draw_noise(self.global_batch, seed), y))
+            grads, sums = self._grads_fn(x, noise, self.model.schedule(self.step, self.steps_per_epoch), y)
             return sums[loss_index] / self.global_batch, grads
 
         @tf.function
-        def run(x, seed):
-            loss, grads = self.strategy.run(replica_fn, args=(x, seed))
+        def run(x, seed, y):
+            loss, grads = self.strategy.run(replica_fn, args=(x, seed, y))
             reduce = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)  # noqa: E731
             return reduce(loss), [reduce(g) for g in grads]
 
-        loss, grads = run(x, seed)
+        loss, grads = run(x, seed, y)
         return float(loss), [g.numpy() for g in grads]
