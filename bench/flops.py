@@ -72,9 +72,13 @@ def step_flops(options: dict, image_shape=(28, 28, 1), batch: int = 100) -> int:
     from tfvae import models
     from tfvae.config import make_config
 
+    if options.get("condition") == "label":  # Fashion-MNIST's 10 classes
+        options = {"label_classes": 10, **options}
     config = make_config(options)
     keras.utils.set_random_seed(0)
     model = models.build(config, image_shape)
+    if config.condition == "label":  # the batch's labels, one per image
+        model = model.given(tf.range(batch) % config.label_classes)
     x = tf.random.uniform([batch, *image_shape])
     noise = {k: tf.constant(v) for k, v in model.draw_noise(batch, tf.constant([0, 1])).items()}
     schedule = {k: tf.constant(v, tf.float32) for k, v in model.eval_schedule().items()}

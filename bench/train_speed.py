@@ -120,11 +120,16 @@ def machine():
 RECIPE_MLP = ["--hidden", "300,300", "--activation", "gated", "-z", "40", "-b", "100"]
 FAMILY_ROWS = [
     ("vae (fmnist-vae)", ["-m", "vae", *RECIPE_MLP], 12000),
+    ("vae --condition label (fmnist-cvae)", ["-m", "vae", "--condition", "label", *RECIPE_MLP], 12000),
+    ("vae --condition label --prior class", ["-m", "vae", "--condition", "label", "--prior", "class", *RECIPE_MLP],
+     12000),
     ("vae --prior mog, K = 500", ["-m", "vae", "--prior", "mog", "--prior-components", "500", *RECIPE_MLP], 12000),
     ("vae --prior vamp, K = 500 (fmnist-vamp)", ["-m", "vae", "--prior", "vamp", *RECIPE_MLP], 12000),
     ("hvae", ["-m", "hvae", *RECIPE_MLP], 12000),
     ("hvae --prior vamp (fmnist-hvae-vamp)", ["-m", "hvae", "--prior", "vamp", *RECIPE_MLP], 12000),
     ("conv vae (fmnist-conv-vae)", ["-m", "vae", "--network", "conv", "--hidden", "256", "-z", "40", "-b", "100"], 3000),
+    ("conv vae --condition label", ["-m", "vae", "--network", "conv", "--hidden", "256", "-z", "40", "-b", "100",
+                                    "--condition", "label"], 3000),
     ("conv hvae (fmnist-convhvae)", ["-m", "hvae", "--network", "conv", *RECIPE_MLP], 1000),
     ("conv hvae --prior vamp (fmnist-convhvae-vamp)", ["-m", "hvae", "--network", "conv", "--prior", "vamp",
                                                        *RECIPE_MLP], 1000),
@@ -137,7 +142,7 @@ def _flops_of(extra) -> int:
     from flops import step_flops
 
     keys = {"-m": "model", "--prior": "prior", "--prior-components": "prior_components", "--hidden": "hidden",
-            "--activation": "activation", "-z": "latent_dim", "--network": "network"}
+            "--activation": "activation", "-z": "latent_dim", "--network": "network", "--condition": "condition"}
     options = {}
     for flag, value in zip(extra[::2], extra[1::2]):
         if flag in keys:

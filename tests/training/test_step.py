@@ -38,7 +38,8 @@ DISTRIBUTED = textwrap.dedent("""
         else:  # the same starting point, whatever the initialisers did
             for v, value in zip(t.model.trainable_variables, start):
                 v.assign(value)
-        loss, grads = t.gradients(splits.train[:64], [7, 7])
+        labels = splits.train_labels[:64] if cfg.condition == "label" else None
+        loss, grads = t.gradients(splits.train[:64], [7, 7], labels)
         order = t.order_for_epoch(0)
         import tensorflow as tf
         sums, done, finite, stopped = t.train_step.chunk(order, tf.constant(0), tf.constant(3))
@@ -49,7 +50,8 @@ DISTRIBUTED = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("model,extra", [("vae", {}), ("dae", {}), ("hvae", {"prior": "vamp", "prior_components": 4})])
+@pytest.mark.parametrize("model,extra", [("vae", {}), ("dae", {}), ("hvae", {"prior": "vamp", "prior_components": 4}),
+                                         ("vae", {"condition": "label", "label_classes": 8, "prior": "class"})])
 def test_mirrored_over_two_cpu_devices_matches_one_device(tmp_path, model, extra):
     script = DISTRIBUTED.format(root=ROOT, tests=os.path.join(ROOT, "tests"), tmp=str(tmp_path), model=model,
                                 extra=extra)

@@ -192,7 +192,7 @@ class Family(abc.ABC):
             raise ConfigError("this model is conditioned on the label (--condition label): give the label of each "
                               "image or sample (e.g. label=3, or --label 3)")
         view = copy.copy(self)
-        view._bound = True
+        view._bound, view._unbound = True, self
         # the one-hot rows of an identity matrix: a GATHER, which every TFLite quantization supports
         # (ONE_HOT has no 16x8 kernel)
         onehot = tf.gather(tf.eye(self.config.label_classes), tf.cast(label, tf.int32))
@@ -222,7 +222,10 @@ class Family(abc.ABC):
 
     @property
     def parts(self) -> dict:
-        """Every Keras part holding variables, by name: encoder, decoder, then the extras."""
+        """Every Keras part holding variables, by name: encoder, decoder, then the extras (a view
+        bound to labels has its model's)."""
+        if self._bound:
+            return self._unbound.parts
         return {"encoder": self.encoder, "decoder": self.decoder, **self.extra_parts}
 
     @property

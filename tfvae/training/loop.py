@@ -217,9 +217,10 @@ class Trainer:
                 totals[k] += float(sums[k])
         return {k: v / n for k, v in totals.items()}
 
-    def gradients(self, x, seed):
-        """(loss, gradients) of one global batch, summed over the replicas; nothing is updated."""
-        return self.train_step.gradients(x, seed)
+    def gradients(self, x, seed, y=None):
+        """(loss, gradients) of one global batch (labels y for a conditional model), summed over the
+        replicas; nothing is updated."""
+        return self.train_step.gradients(x, seed, y)
 
     # ------------------------------------------------------------------ checkpoints
     def order_for_epoch(self, epoch: int):

@@ -1,0 +1,246 @@
+"""Conditional models (--condition label): the label reaches both networks, and every command and
+export that has a meaning for it takes it.
+
+The bars (conftest.make_bars) carry their class in their pixels: label = orientation * 4 +
+position bucket. `bar_class` reads it back from an image with no learned part, an oracle that is
+independent of the model and of tfvae's fidelity classifier.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import make_bars, one_error_line, run_cli
+
+CLASSES = 8
+
+
+def bar_class(image) -> int:
+    """The bars' label read from the pixels: a vertical bar lifts some column means, a horizontal
+    one some row means; the position is where the profile first rises above half its peak."""
+    a = np.asarray(image, np.float64)[..., 0]
+    rows, cols = a.mean(axis=1), a.mean(axis=0)
+    vertical = int(cols.max() - np.median(cols) > rows.max() - np.median(rows))
+    profile = cols if vertical else rows
+    pos = int(np.flatnonzero(profile > 0.5 * (profile.max() + np.median(profile)))[0])
+    return vertical * 4 + min(3, pos * 4 // a.shape[1])
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cdata") / "bars.npz"
+    x, y = make_bars(3600, seed=11)
+    np.savez(path, x_train=x[:3000], y_train=y[:3000], x_test=x[3000:], y_test=y[3000:])
+    return f"npz:{path}", x[3000:], y[3000:]
+
+
+@pytest.fixture(scope="module")
+def cvae(tmp_path_factory, labelled):
+    """A conditional VAE with the per-class prior, 8 epochs on 3,000 bars (z = 2)."""
+    import tfvae
+
+    out = tmp_path_factory.mktemp("cruns") / "cvae"
+    tfvae.fit(labelled[0], out=str(out), condition="label", prior="class", latent_dim=2, hidden="64", epochs=8,
+              batch_size=64, progress=False)
+    return tfvae.load(str(out))
+
+
+def test_bar_class_reads_the_label_of_real_images(labelled):
+    _, x, y = labelled
+    assert np.mean([bar_class(i / 255.0) == label for i, label in zip(x, y)]) == 1.0
+
+
+def test_the_decoder_uses_the_label(cvae):
+    """The same z decoded with two labels: different images, each of the class asked for."""
+    z = np.zeros((CLASSES, 2), np.float32)
+    decoded = cvae.decode(z, label=np.arange(CLASSES))
+    assert np.abs(decoded[0] - decoded[4]).mean() > 0.05  # a horizontal and a vertical bar
+    assert [bar_class(d) for d in decoded] == list(range(CLASSES))
+    for label in range(CLASSES):  # samples of z ~ p(z|y), decoded with y
+        samples = cvae.sample(40, seed=label, label=label)
+        assert np.mean([bar_class(s) == label for s in samples]) >= 0.7, label
+
+
+def test_conditional_encoder_and_api(cvae, labelled):
+    _, x, y = labelled
+    mean_right = cvae.encode(x[:50], label=y[:50])
+    mean_wrong = cvae.encode(x[:50], label=(y[:50] + 4) % CLASSES)
+    assert mean_right.shape == (50, 2) and np.abs(mean_right - mean_wrong).max() > 1e-3  # q(z|x, y) depends on y
+    recon = cvae.reconstruct(x[:20], label=y[:20])
+    assert np.mean([bar_class(r) == label for r, label in zip(recon, y[:20])]) >= 0.9
+    assert cvae.sample(16, label=3).shape == (16, 28, 28, 1)
+    np.testing.assert_array_equal(cvae.sample(4, seed=2, label=3), cvae.sample(4, seed=2, label="3"))
+    assert cvae.classes == list(range(CLASSES))
+    from tfvae.errors import ConfigError
+
+    for bad, words in ((None, "conditioned on the label"), (12, "label 12 is not one"), ("boots", "unknown class")):
+        with pytest.raises(ConfigError, match=words):
+            cvae.sample(2, label=bad)
+    with pytest.raises(ConfigError, match="one class or 3 integer labels"):
+        cvae.decode(np.zeros((3, 2)), label=[1, 2])
+
+
+def test_per_class_prior_is_learned_and_the_bound_holds(cvae, labelled):
+    """p(z|y) is learned, one Gaussian per class; the ELBO is below the importance-sampled log p(x|y); the label fidelity of the run's classifier is high."""
+    from tfvae.evaluation import evaluate, log_likelihood, per_image_terms
+
+    _, loc, scale = cvae.model.prior.components()
+    assert np.abs(scale.numpy() - 1.001).max() > 0.05  # the scales start at 1 (+ the floor); trained, they moved
+    assert len({tuple(np.round(row, 3)) for row in loc.numpy()}) == CLASSES  # a Gaussian per class
+    splits = cvae.splits()
+    x, y = splits.test[:100], splits.test_labels[:100].astype(np.int32)
+    elbo = per_image_terms(cvae.model, x, labels=y, samples=50)["elbo"]  # E_q over 50 draws, KL in closed form
+    ll = log_likelihood(cvae.model, x, k=200, labels=y)
+    assert elbo.mean() < ll.mean() and np.mean(elbo <= ll) >= 0.9
+    wrong = log_likelihood(cvae.model, x, k=200, labels=(y + 4) % CLASSES)
+    assert ll.mean() > wrong.mean() + 10  # the right label explains the image better, by many nats
+    report = evaluate(cvae, k=50, max_test_examples=200, fidelity_samples=400)
+    m = report["metrics"]
+    assert report["protocol"]["conditioned_on"] == "label"
+    assert m["classifier_test_accuracy"] >= 0.95 and m["label_fidelity"] >= 0.8
+    assert os.path.isfile(os.path.join(cvae.run_dir, "classifier.keras"))
+    again = evaluate(cvae, k=50, max_test_examples=200, fidelity_samples=400)  # the kept classifier
+    assert again["metrics"]["label_fidelity"] == m["label_fidelity"]
+
+
+def read_png(path):
+    import tensorflow as tf
+
+    return tf.io.decode_png(open(path, "rb").read()).numpy()
+
+
+def test_pictures_of_a_conditional_run(cvae, capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "sample", cvae.run_dir, "-o", tmp_path / "grid.png")
+    assert code == 0 and "a row of 10 samples for each of 8 classes" in out
+    code, out, _ = run_cli(capsys, "sample", cvae.run_dir, "--label", 5, "-n", 9, "-o", tmp_path / "five.png")
+    assert code == 0 and "of class 5" in out
+    five = read_png(tmp_path / "five.png")
+    assert five.shape[:2] == (3 * 28 + 4 * 2, 3 * 28 + 4 * 2)
+    code, out, _ = run_cli(capsys, "analogies", cvae.run_dir, "-n", 4, "-o", tmp_path / "an.png")
+    assert code == 0 and "4 test images, each decoded with 8 labels" in out
+    code, out, _ = run_cli(capsys, "manifold", cvae.run_dir, "--label", 2, "--grid", 4, "-o", tmp_path / "m.png")
+    assert code == 0 and "label 2" in out
+    code, out, _ = run_cli(capsys, "interpolate", cvae.run_dir, "--from", 0, "--to", 1, "-o", tmp_path / "i.png")
+    assert code == 0 and "decoded with the first image's label" in out
+    for name in ("grid", "an", "m", "i"):
+        assert read_png(tmp_path / f"{name}.png").std() > 10  # not blank
+
+
+def test_analogies_keep_the_style_and_change_the_class(cvae, labelled):
+    """The z of a test image decoded with every label: each column has its label's class."""
+    _, x, y = labelled
+    z = cvae.encode(x[:4] / 255.0, label=y[:4])
+    for i in range(4):
+        decoded = cvae.decode(np.repeat(z[i:i + 1], CLASSES, axis=0), label=np.arange(CLASSES))
+        assert np.mean([bar_class(d) == c for c, d in enumerate(decoded)]) >= 0.75
+
+
+def test_errors_are_one_line(capsys, tmp_path, labelled, cvae, runs):
+    x, _ = make_bars(200, seed=2)
+    np.savez(tmp_path / "unlabelled.npz", x_train=x[:150], x_test=x[150:])
+    cases = [
+        (["fit", "-d", f"npz:{tmp_path / 'unlabelled.npz'}", "--condition", "label"], "needs labels"),
+        (["fit", "-d", labelled[0], "--condition", "label", "--classes", "3"], "leaves one (3)"),
+        (["fit", "-d", labelled[0], "--prior", "class"], "needs --condition label"),
+        (["fit", "-d", labelled[0], "--prior", "vamp", "--condition", "label"], "--prior vamp has no label"),
+        (["fit", "-d", labelled[0], "-m", "hvae", "--condition", "label"], "not available for --model hvae"),
+        (["sample", str(runs["vae2"]), "--label", "3"], "trained without --condition label"),
+        (["analogies", str(runs["vae2"])], "needs a conditional run"),
+        (["sample", cvae.run_dir, "--label", "9"], "label 9 is not one the model was trained on"),
+    ]
+    for args, words in cases:
+        fit = args[0] == "fit"
+        code, _, err = run_cli(capsys, *args, "-o", tmp_path / ("out" if fit else "out.png"),
+                               *(["-e", "1", "-q"] if fit else []))
+        assert code != 0 and words in one_error_line(err), (args, err)
+    assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.png")
+
+
+def test_resumed_conditional_run_is_bit_identical(tmp_path, labelled):
+    import tfvae
+
+    small = dict(condition="label", prior="class", latent_dim=2, hidden="16", batch_size=100, max_train_examples=600,
+                 progress=False)
+    tfvae.fit(labelled[0], out=str(tmp_path / "once"), epochs=2, **small)
+    tfvae.fit(labelled[0], out=str(tmp_path / "twice"), epochs=1, **small)
+    tfvae.fit(out=str(tmp_path / "twice"), resume=True, epochs=2, progress=False)
+    a, b = tfvae.load(str(tmp_path / "once")), tfvae.load(str(tmp_path / "twice"))
+    for u, v in zip(a.keras_model.weights, b.keras_model.weights):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())
+    config = json.load(open(tmp_path / "once" / "config.json"))
+    assert config["condition"] == "label" and config["label_classes"] == CLASSES
+
+
+def test_early_stopping_and_conv_networks(tmp_path, labelled):
+    import tfvae
+
+    run = tfvae.fit(labelled[0], out=str(tmp_path / "conv"), condition="label", network="conv", hidden="32",
+                    latent_dim=2, epochs=2, batch_size=100, max_train_examples=600, early_stopping=1,
+                    progress=False)
+    trained = tfvae.load(run.run_dir)
+    assert trained.conditional and os.path.isfile(tmp_path / "conv" / "best.json")
+    assert trained.sample(3, label=6).shape == (3, 28, 28, 1)
+    ae = tfvae.fit(labelled[0], out=str(tmp_path / "dae"), model="dae", condition="label", hidden="32", latent_dim=2,
+                   epochs=1, batch_size=100, max_train_examples=600, progress=False)
+    dae = tfvae.load(ae.run_dir)
+    x = dae.splits().test[:5]
+    assert dae.reconstruct(x, label=dae.splits().test_labels[:5]).shape == x.shape
+
+
+EXPORTED = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+z = np.load(sys.argv[2])
+labels = np.arange(len(z), dtype=np.int32) % 8
+images = m.signatures["decode"](z=tf.constant(z), label=tf.constant(labels))["images"].numpy()
+drawn = m.signatures["sample"](label=tf.constant(labels))
+print(json.dumps({"images": images.tolist(), "sample_shape": list(drawn["images"].shape),
+                  "signature": sorted(m.signatures["decode"].structured_input_signature[1])}))
+"""
+
+
+def test_exports_take_the_label(cvae, tmp_path, capsys):
+    """The SavedModel (in a fresh process) and the TFLite decoders give the Keras model's images for
+    the same (z, label); the edge runner samples a class."""
+    from tfvae.export.exporter import ACCURACY_TARGET
+    from tfvae.export.tflite import LiteDecoder, draw_prior
+
+    out = tmp_path / "export"
+    code, _, err = run_cli(capsys, "export", cvae.run_dir, "-o", out, "--quantize", "int8", "--quantize", "none")
+    assert code == 0, err
+    z = np.random.default_rng(0).standard_normal((16, 2)).astype(np.float32)
+    labels = np.arange(16, dtype=np.int32) % CLASSES
+    keras_images = cvae.decode(z, label=labels)
+    np.save(tmp_path / "z.npy", z)
+    report = json.load(open(out / "report.json"))
+    proc = subprocess.run([sys.executable, "-c", EXPORTED, str(out / report["saved_model"]["path"]),
+                           str(tmp_path / "z.npy")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["signature"] == ["label", "z"] and served["sample_shape"] == [16, 28, 28, 1]
+    np.testing.assert_allclose(np.array(served["images"]), keras_images, atol=1e-5)
+    exact = LiteDecoder(path=str(out / "tflite" / "decoder_none.tflite"))
+    assert exact.conditional
+    np.testing.assert_allclose(exact(z, labels), keras_images, atol=1e-5)
+    int8 = LiteDecoder(path=str(out / "tflite" / "decoder_int8.tflite"))(z, labels)
+    assert np.abs(int8 - keras_images).max() <= 4 * ACCURACY_TARGET["max_abs_error"]
+    assert [bar_class(i) for i in int8[:CLASSES]] == [bar_class(i) for i in keras_images[:CLASSES]]
+    request = json.load(open(out / "requests" / "decode.json"))
+    assert "label" in request["inputs"] and "label" in open(out / "README.md").read()
+    edge = subprocess.run([sys.executable, str(out / "edge" / "tfvae_edge.py"), "--model",
+                           str(out / "tflite" / "decoder_none.tflite"), "-n", "6", "--seed", "3", "--label", "6",
+                           "-o", str(tmp_path / "edge.npy")], capture_output=True, text=True, timeout=120)
+    assert edge.returncode == 0, edge.stderr
+    prior = json.load(open(out / "tflite" / "prior.json"))
+    drawn = draw_prior(prior, 6, 3, np.full(6, 6))
+    np.testing.assert_allclose(np.load(tmp_path / "edge.npy"), np.clip(cvae.decode(drawn, label=6), 0, 1), atol=1e-5)
+    missing = subprocess.run([sys.executable, str(out / "edge" / "tfvae_edge.py"), "--model",
+                              str(out / "tflite" / "decoder_none.tflite"), "-o", str(tmp_path / "e.png")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "pass --label N" in missing.stderr
