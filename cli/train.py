@@ -128,7 +128,6 @@ def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
     if resume and recipe:
         raise click.UsageError("--config starts a new run; --resume continues one with its saved config")
     from tfvae.api import fit as fit_api, run_config
-    from tfvae.runtime import import_tensorflow_quietly
 
     # Option errors, and a resume that contradicts its run, come before TensorFlow starts.
     config = run_config(given, recipe, out, resume, overwrite)
@@ -146,7 +145,6 @@ def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
             click.echo(line, err=True)
         click.echo(out)
         return
-    import_tensorflow_quietly(strategy=config.strategy, worker_timeout=config.worker_timeout)
     result = fit_api(out=out, resume=resume, overwrite=overwrite, recipe=recipe, progress=not quiet,
                      **given)
     click.echo(result.run_dir)

@@ -132,11 +132,6 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
     stream = stream or sys.stderr
 
     config = run_config(options, recipe, out, resume, overwrite)
-    from tfvae.runtime import import_tensorflow_quietly
-
-    # as quiet as the command line: TensorFlow's C++ start-up lines are dropped, its log level is
-    # ERROR (unless TFVAE_VERBOSE=1 or TF_CPP_MIN_LOG_LEVEL is set); the user's logging is untouched
-    import_tensorflow_quietly(strategy=config.strategy, worker_timeout=config.worker_timeout)
     run = RunDir(out or default_run_dir(config))
     # In a multi-worker job only the chief writes the run directory; the others read it.
     worker = worker_info() if config.strategy == "multiworker" else None
@@ -155,7 +150,12 @@ def fit(dataset: Optional[str] = None, *, out: Optional[str] = None, resume: boo
 
 
 def _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, parent, parent_missing) -> FitResult:
-    with RunLock(run.path) if chief else contextlib.nullcontext():
+    with RunLock(run.path) if chief else contextlib.nullcontext():  # a second writer is refused before TF starts
+        from tfvae.runtime import import_tensorflow_quietly
+
+        # as quiet as the command line: TensorFlow's C++ start-up lines are dropped, its log level is
+        # ERROR (unless TFVAE_VERBOSE=1 or TF_CPP_MIN_LOG_LEVEL is set); the user's logging is untouched
+        import_tensorflow_quietly(strategy=config.strategy, worker_timeout=config.worker_timeout)
         if not resume and chief:
             if run.exists() and not overwrite:
                 hint = "pass --resume to continue it or --overwrite to replace it" if run.is_run() else \

@@ -153,7 +153,8 @@ class TrainStep:
         loss_index = self.metric_names.index("loss")
 
         def replica_fn(x, seed, y):
-            x, noise, y = self._my_slice((x, self.model.draw_noise(self.global_batch, seed), y))
+            x, noise = self._my_slice((x, self.model.draw_noise(self.global_batch, seed)))
+            y = None if y is None else self._my_slice(y)
             grads, sums = self._grads_fn(x, noise, self.model.schedule(self.step, self.steps_per_epoch), y)
             return sums[loss_index] / self.global_batch, grads
 
@@ -164,4 +165,4 @@ class TrainStep:
             return reduce(loss), [reduce(g) for g in grads]
 
         loss, grads = run(x, seed, y)
-        return float(loss), [g.numpy() for g in grads]
+        return float(loss), [tf.convert_to_tensor(g).numpy() for g in grads]  # a gathered prior: IndexedSlices
