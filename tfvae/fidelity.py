@@ -21,7 +21,7 @@ import numpy as np
 from tfvae.data import as_float
 from tfvae.rundir import atomic_write_text
 
-CLASSIFIER_EPOCHS = 5
+CLASSIFIER_EPOCHS = 10
 CLASSIFIER_FILE, CLASSIFIER_INFO = "classifier.keras", "classifier.json"
 FIDELITY_SEED = 4242
 
