@@ -102,7 +102,15 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
     splits = trained.splits(dataset=dataset, class_filter=False)
     if tuple(splits.image_shape) != tuple(trained.image_shape):
         raise TfvaeError(f"the images of {dataset} are {splits.image_shape}, the model takes {trained.image_shape}")
-    test_scores = anomaly.scores(trained.model, splits.test, seed=seed)
+    def own_labels(labels):  # a conditional run scores each image given its own label
+        if not trained.conditional:
+            return None
+        if labels is None:
+            raise TfvaeError(f"{trained.run_dir} is conditioned on the label and scores each image given its own; "
+                             f"{dataset} has no labels")
+        return labels.astype(np.int32)
+
+    test_scores = anomaly.scores(trained.model, splits.test, seed=seed, labels=own_labels(splits.test_labels))
     summary = {"run_dir": trained.run_dir, "dataset": dataset or trained.config.dataset,
                "score": trained.model.score_description,
                "test_images": int(len(test_scores)), "mean_score": float(test_scores.mean())}
@@ -116,7 +124,8 @@ def score(run_dir, dataset, out, normal_class, anomaly_class, seed, json_path):
         labels = np.concatenate([splits.test_labels] + ([val_labels] if has_validation else []))
         anomalies = anomaly.anomaly_classes(labels, normal=_classes(normal_class, "normal_class"),
                                             anomalous=_classes(anomaly_class, "anomaly_class"))
-        val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1) if has_validation else None
+        val_scores = anomaly.scores(trained.model, splits.validation, seed=seed + 1,
+                                    labels=own_labels(val_labels)) if has_validation else None
         summary["separation"] = anomaly.separation(val_scores, val_labels, test_scores, splits.test_labels,
                                                    anomalies)
     threshold = summary.get("separation", {}).get("threshold")

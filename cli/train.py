@@ -130,7 +130,7 @@ def fit(recipe, out, resume, overwrite, quiet, local_workers, **options):
     from tfvae.api import fit as fit_api, run_config
 
     # Option errors, and a resume that contradicts its run, come before TensorFlow starts.
-    config = run_config(given, recipe, out, resume, overwrite)
+    run_config(given, recipe, out, resume, overwrite)
     if local_workers:
         from tfvae.cluster import run_local_workers
 

@@ -92,27 +92,22 @@ def draw_prior(mixture: dict, n: int, seed: int, labels=None) -> np.ndarray:
     return _edge_module().draw_prior(mixture, n, seed, labels)
 
 
-def calibration_codes(model, seed: int = 0) -> np.ndarray:
-    """The representative dataset of the integer decoders: REPRESENTATIVE_SAMPLES codes from the
-    prior, and the draws that hold each dimension's smallest and largest value among 100,000, so
-    that the quantized input's range holds the codes a device will draw (a code beyond it is
-    clipped). Real draws, not a vector of every dimension's extreme: such a code drives the
-    hidden layers far beyond their usual ranges and coarsens their quantization (on the
-    fmnist-vamp decoder the int8 decoder's mean error rose from 0.012 to 0.050 with it)."""
-    return calibration_inputs(model, seed)[0]
-
-
 def calibration_inputs(model, seed: int = 0):
-    """(codes, labels or None): `calibration_codes`, and for a conditional model a label per code
-    (drawn from p(z|y) for that label where the prior is per class)."""
+    """(codes, labels or None), the representative dataset of the integer decoders:
+    REPRESENTATIVE_SAMPLES codes from the prior, and the draws that hold each dimension's smallest
+    and largest value among 100,000, so that the quantized input's range holds the codes a device
+    will draw (a code beyond it is clipped). Real draws, not a vector of every dimension's
+    extreme: such a code drives the hidden layers far beyond their usual ranges and coarsens their
+    quantization (on the fmnist-vamp decoder the int8 decoder's mean error rose from 0.012 to
+    0.050 with it). A conditional model's come with a label per code (drawn from p(z|y) for that
+    label where the prior is per class)."""
     labels = model.reference_labels(REPRESENTATIVE_SAMPLES, seed)
     codes = model.reference_codes(REPRESENTATIVE_SAMPLES, seed, labels)
     wide_labels = model.reference_labels(100_000, seed + 7919)
     wide = model.reference_codes(100_000, seed + 7919, wide_labels)
     extremes = np.unique(np.concatenate([wide.argmin(axis=0), wide.argmax(axis=0)]))
-    if labels is None:
-        return np.concatenate([codes, wide[extremes]]), None
-    return np.concatenate([codes, wide[extremes]]), np.concatenate([labels, wide_labels[extremes]])
+    codes = np.concatenate([codes, wide[extremes]])
+    return codes, None if labels is None else np.concatenate([labels, wide_labels[extremes]])
 
 
 def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:

@@ -28,11 +28,6 @@ def _batches(n: int, size: int):
         yield start, min(n, start + size)
 
 
-def _given(model, y):
-    """The model bound to labels y (a conditional model), else the model."""
-    return model.given(y) if y is not None else model
-
-
 def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1, labels=None) -> dict:
     """Per-image terms over images x (no training-time corruption): the family's held-out terms.
 
@@ -45,7 +40,7 @@ def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int
 
     @tf.function(reduce_retracing=True)
     def step(xb, s, yb):
-        return _given(model, yb).held_out_terms(xb, s, samples)
+        return model.given(yb).held_out_terms(xb, s, samples)  # given(None): the model itself
 
     parts: dict = {}
     for i, (a, b) in enumerate(_batches(len(x), batch_size)):
@@ -133,7 +128,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     total_blocks = math.ceil(k / SAMPLE_BLOCK)
 
     def log_sum_w(xb, eps, yb):
-        log_w, _, _ = _given(model, yb).log_importance_weights(xb, eps, training=False)
+        log_w, _, _ = model.given(yb).log_importance_weights(xb, eps, training=False)
         return tf.reduce_logsumexp(log_w, axis=1)
 
     sum_fn = tf.function(log_sum_w, jit_compile=jit, reduce_retracing=True)
@@ -169,7 +164,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
 def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD, labels=None):
     """(number active, per-dimension Cov_x(E_q[z_j])) over images x, for the code z (the top layer
     of a hierarchy); with `labels`, of q(z|x, y)."""
-    means = np.concatenate([_given(model, None if labels is None else labels[a:b])
+    means = np.concatenate([model.given(None if labels is None else labels[a:b])
                             .encode(tf.constant(as_float(x[a:b]))).numpy() for a, b in _batches(len(x), batch_size)])
     variance = means.astype(np.float64).var(axis=0)
     return int(np.sum(variance > threshold)), variance

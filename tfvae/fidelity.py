@@ -100,8 +100,10 @@ def run_classifier(trained, splits, progress=None):
             with open(info_path, encoding="utf-8") as f:
                 info = json.load(f)
             return keras.models.load_model(path, compile=False), info
-        except Exception:  # a damaged copy is never trusted: trained again below
-            pass
+        except Exception:  # a damaged copy is never trusted: trained again below, and said
+            if progress is not None:
+                progress.message(f"note: {path} or {CLASSIFIER_INFO} is damaged; training the fidelity classifier "
+                                 "again")
     config = trained.config
     classes = config.label_classes
     classifier = train_classifier(splits.train, splits.train_labels, classes, seed=config.seed, progress=progress)

@@ -105,6 +105,17 @@ def test_per_class_prior_is_learned_and_the_bound_holds(cvae, labelled):
     assert os.path.isfile(os.path.join(cvae.run_dir, "classifier.keras"))
     again = evaluate(cvae, k=50, max_test_examples=200, fidelity_samples=400)  # the kept classifier
     assert again["metrics"]["label_fidelity"] == m["label_fidelity"]
+    with open(os.path.join(cvae.run_dir, "classifier.keras"), "r+b") as f:  # damaged: never trusted
+        f.truncate(100)
+    import io
+
+    from tfvae.fidelity import run_classifier
+    from tfvae.progress import Progress
+
+    said = io.StringIO()
+    _, info = run_classifier(cvae, splits, progress=Progress(stream=said))
+    assert "is damaged; training the fidelity classifier again" in said.getvalue()
+    assert info["test_accuracy"] == pytest.approx(m["classifier_test_accuracy"], abs=0.02)  # seeded, again
 
 
 def read_png(path):
@@ -128,6 +139,16 @@ def test_pictures_of_a_conditional_run(cvae, capsys, tmp_path):
     assert code == 0 and "decoded with the first image's label" in out
     for name in ("grid", "an", "m", "i"):
         assert read_png(tmp_path / f"{name}.png").std() > 10  # not blank
+    code, out, _ = run_cli(capsys, "info", cvae.run_dir)
+    assert code == 0 and "condition          label" in out and "label_classes      8" in out
+    code, out, err = run_cli(capsys, "score", cvae.run_dir, "-o", tmp_path / "scores.csv")
+    assert code == 0, err  # each test image scored given its own label: -ELBO(x | y)
+    from tfvae.anomaly import scores
+
+    splits = cvae.splits(class_filter=False)
+    given = scores(cvae.model, splits.test[:5], labels=splits.test_labels[:5].astype(np.int32))
+    rows = (tmp_path / "scores.csv").read_text().splitlines()[1:6]
+    np.testing.assert_allclose([float(r.split(",")[2]) for r in rows], given, rtol=1e-5)
 
 
 def test_analogies_keep_the_style_and_change_the_class(cvae, labelled):

@@ -335,8 +335,7 @@ class Family(abc.ABC):
         `seed` a stateless seed."""
         from tfvae import images as img
 
-        model = self.given(labels) if self.conditional else self
-        return img.rows_grid(model.reconstruction_rows(np.asarray(images, np.float32)))
+        return img.rows_grid(self.given(labels).reconstruction_rows(np.asarray(images, np.float32)))
 
     # ------------------------------------------------------------------ export
     def export_endpoints(self) -> dict:
@@ -380,17 +379,13 @@ class Family(abc.ABC):
         the extra parts (a learned prior's variables) so that one file holds every variable."""
         if self._keras_model is None:
             x = keras.Input(self.image_shape, name="images")
-            if self.conditional:  # the one-hot label is the second input of both networks
-                label = keras.Input((self.config.label_classes,), name="label")
-                enc = self.encoder([x, label])
-                code = self.code(enc)
-                dec = self.decoder([code, label])
-                inputs = [x, label]
-            else:
-                enc = self.encoder(x)
-                code = self.code(enc)
-                dec = self.decoder(code)
-                inputs = x
+            # a conditional model's one-hot label is the second input of both networks
+            label = keras.Input((self.config.label_classes,), name="label") if self.conditional else None
+            with_label = (lambda t: t) if label is None else (lambda t: [t, label])  # noqa: E731
+            enc = self.encoder(with_label(x))
+            code = self.code(enc)
+            dec = self.decoder(with_label(code))
+            inputs = with_label(x)
             if self.likelihood.kind == "bernoulli":
                 mean = keras.layers.Activation("sigmoid", name="reconstruction")(dec["logits"])
             else:

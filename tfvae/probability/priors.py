@@ -212,32 +212,45 @@ class MixturePrior(Prior):
                 "loc": np.asarray(loc, np.float32), "scale": np.asarray(scale, np.float32)}
 
 
-class MixtureOfGaussians(MixturePrior):
-    """p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)), pi = softmax(logits): all learned.
+class LearnedGaussians(MixturePrior):
+    """K learned diagonal Gaussians held in a `Parameters` layer named "prior": means `loc`
+    (starting at N(0, loc_stddev^2) draws), scales softplus(`raw_scale`) + min_scale (starting at
+    1), and, with `learned_weights`, the mixture's `logits` (starting equal; else the weights are
+    fixed and equal)."""
 
-    The means start at N(0, 1) draws, the scales at 1, the weights equal (`--prior mog`).
-    """
-
-    def __init__(self, latent_dim: int, components: int, min_scale: float = 1e-3, layer=None):
+    def __init__(self, latent_dim: int, components: int, min_scale: float, layer, loc_stddev: float,
+                 learned_weights: bool):
         from tfvae.layers import Parameters  # a Keras layer: imported when a model is built
 
         super().__init__(latent_dim)
         self.k, self.min_scale = int(components), float(min_scale)
-        self.description = f"a learned mixture of {self.k} Gaussians"
         k, d = self.k, self.latent_dim
+        shapes = {"logits": (k,)} if learned_weights else {}
         self._layer = layer or Parameters(
-            {"logits": (k,), "loc": (k, d), "raw_scale": (k, d)},
-            {"loc": {"class_name": "RandomNormal", "config": {"stddev": 1.0}},
+            {**shapes, "loc": (k, d), "raw_scale": (k, d)},
+            {"loc": {"class_name": "RandomNormal", "config": {"stddev": loc_stddev}},
              "raw_scale": {"class_name": "Constant", "config": {"value": SOFTPLUS_INVERSE_OF_1}}},
             name="prior")
+        self.learned_weights = learned_weights
 
     @property
     def layer(self):
         return self._layer
 
     def components(self):
-        return (self._layer["logits"], self._layer["loc"],
-                tf.nn.softplus(self._layer["raw_scale"]) + self.min_scale)
+        log_w = self._layer["logits"] if self.learned_weights else tf.zeros([self.k])
+        return log_w, self._layer["loc"], tf.nn.softplus(self._layer["raw_scale"]) + self.min_scale
+
+
+class MixtureOfGaussians(LearnedGaussians):
+    """p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)), pi = softmax(logits): all learned.
+
+    The means start at N(0, 1) draws, the scales at 1, the weights equal (`--prior mog`).
+    """
+
+    def __init__(self, latent_dim: int, components: int, min_scale: float = 1e-3, layer=None):
+        super().__init__(latent_dim, components, min_scale, layer, loc_stddev=1.0, learned_weights=True)
+        self.description = f"a learned mixture of {self.k} Gaussians"
 
 
 class VampPrior(MixturePrior):
@@ -295,7 +308,7 @@ class VampPrior(MixturePrior):
         self._layer["pseudo_inputs"].assign(u.astype(np.float32))
 
 
-class ClassPrior(MixturePrior):
+class ClassPrior(LearnedGaussians):
     """p(z | y) = N(z; mu_y, diag(sigma_y^2)), one learned Gaussian per class (`--prior class`,
     with `--condition label`): the conditional VAE's learned prior (Sohn et al., 2015). Bound to a
     batch's labels (`given`) it is a diagonal Gaussian per example with the KL in closed form
@@ -306,23 +319,8 @@ class ClassPrior(MixturePrior):
     closed_form_kl = True  # of the bound prior, the only one the bounds use
 
     def __init__(self, latent_dim: int, classes: int, min_scale: float = 1e-3, layer=None):
-        from tfvae.layers import Parameters
-
-        super().__init__(latent_dim)
-        self.k, self.min_scale = int(classes), float(min_scale)
+        super().__init__(latent_dim, classes, min_scale, layer, loc_stddev=0.1, learned_weights=False)
         self.description = f"a learned Gaussian per class ({self.k} classes)"
-        self._layer = layer or Parameters(
-            {"loc": (self.k, latent_dim), "raw_scale": (self.k, latent_dim)},
-            {"loc": {"class_name": "RandomNormal", "config": {"stddev": 0.1}},
-             "raw_scale": {"class_name": "Constant", "config": {"value": SOFTPLUS_INVERSE_OF_1}}},
-            name="prior")
-
-    @property
-    def layer(self):
-        return self._layer
-
-    def components(self):
-        return (tf.zeros([self.k]), self._layer["loc"], tf.nn.softplus(self._layer["raw_scale"]) + self.min_scale)
 
     def given(self, label):
         _, loc, scale = self.components()

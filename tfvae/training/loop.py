@@ -198,8 +198,7 @@ class Trainer:
     def _eval_batch(self, x, seed, y=None):
         noise = self.model.draw_noise(tf.shape(x)[0], seed)
         noise.pop("binarize", None)  # evaluation sets are binarized once, with a fixed seed
-        model = self.model.given(y) if y is not None else self.model
-        _, metrics = model.loss(x, noise, self.model.eval_schedule())
+        _, metrics = self.model.given(y).loss(x, noise, self.model.eval_schedule())
         return {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
 
     def evaluate(self, x, y=None) -> dict:

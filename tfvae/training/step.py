@@ -69,8 +69,7 @@ class TrainStep:
         """Gradients of the loss scaled by the GLOBAL batch, and the metric sums (a vector); y:
         the batch's labels for a conditional model."""
         with tf.GradientTape() as tape:
-            model = self.model.given(y) if y is not None else self.model
-            loss, metrics = model.loss(x, noise, schedule)
+            loss, metrics = self.model.given(y).loss(x, noise, schedule)  # given(None): the model itself
             scaled = tf.nn.compute_average_loss(loss, global_batch_size=self.global_batch)
             if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
                 scaled = self.optimizer.scale_loss(scaled)  # apply_gradients unscales
