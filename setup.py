@@ -7,5 +7,5 @@ setup(
     # every package under tfvae/ (models, probability, training, data, recipes, ...), then cli/ and export/
     packages=["tfvae", *(f"tfvae.{p}" for p in find_packages("tfvae")), "tfvae.cli", "tfvae.export"],
     package_dir={"tfvae": "tfvae", "tfvae.cli": "cli", "tfvae.export": "export"},
-    package_data={"tfvae.recipes": ["*.json"], "tfvae.export": ["edge/*.py", "edge/*.txt"]},
+    package_data={"tfvae.recipes": ["*.json"], "tfvae.export": ["edge/*.py", "edge/*.txt", "web/*.html", "web/*.js"]},
 )

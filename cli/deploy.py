@@ -21,19 +21,29 @@ from tfvae.export import TFLITE_VARIANTS as VARIANTS
               help="Prior samples the TFLite errors are measured on.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the prior samples the decoders are calibrated and measured on.")
-def export(run_dir, out, name, version, quantize, force, samples, seed):
+@click.option("--web-cdn", is_flag=True,
+              help="web/ loads the LiteRT.js runtime from the jsDelivr CDN instead of a copy in the export "
+                   "(about 19 MB smaller; the page then needs a network).")
+@click.option("--no-web", is_flag=True, help="Write no web/ page.")
+def export(run_dir, out, name, version, quantize, force, samples, seed, web_cdn, no_web):
     """Export a run: SavedModel (TF Serving), TFLite decoders, the edge runner, a report.
 
     \b
     Examples:
       tfvae export runs/fmnist -o exports/fmnist
       tfvae export runs/fmnist -o exports/fmnist --quantize int8 --version 2
+
+    \b
+    web/ is a static page that samples, explores and interpolates in the
+    browser (LiteRT.js); serve it: cd exports/fmnist/web && python -m http.server
     """
     import os
 
     from tfvae.cli.common import output_path
     from tfvae.errors import TfvaeError
 
+    if web_cdn and no_web:
+        raise TfvaeError("--web-cdn and --no-web contradict each other: give one")
     if os.path.exists(out) and not os.path.isdir(out):
         raise TfvaeError(f"{out} is a file; -o must be a directory")
     output_path(os.path.join(out, "report.json"), ".json")  # writable, or a clear error
@@ -49,11 +59,17 @@ def export(run_dir, out, name, version, quantize, force, samples, seed):
                    f"sampler.tflite are for {'/'.join(models.variational_names())} runs only, and are not written",
                    err=True)
     report = export_run(trained, out, name=name, version=version, force=force, quantize=quantize or VARIANTS,
-                        n_eval=samples, seed=seed, log=lambda s: click.echo(f"  {s}", err=True))
+                        n_eval=samples, seed=seed, web=None if no_web else ("cdn" if web_cdn else "vendor"),
+                        log=lambda s: click.echo(f"  {s}", err=True))
     sm = report["saved_model"]
     click.echo(f"SavedModel  {out}/{sm['path']}  signatures: {', '.join(sm['signatures'])}")
     click.echo(f"TFLite      {out}/tflite/" + ("  (+ sampler.tflite)" if report["sampler"] else ""))
     click.echo(format_table(report))
+    if report.get("web"):
+        w = report["web"]
+        click.echo(f"web page    {out}/web/index.html  decoder {w['chosen']} (batch {w['batch']}), "
+                   f"{w['bytes'] / 1e6:.1f} MB with the runtime {'from the CDN' if w['runtime'] == 'cdn' else 'inside'}; "
+                   f"serve it: cd {os.path.join(out, 'web')} && python -m http.server 8000")
     base = os.path.abspath(os.path.join(out, "saved_model", sm["name"]))
     click.echo(f"serve: docker run -p 8501:8501 --mount type=bind,source={base},target=/models/{sm['name']} "
                f"-e MODEL_NAME={sm['name']} -t tensorflow/serving   (more in {os.path.join(out, 'README.md')})")

@@ -5,6 +5,7 @@
   EXPORT_DIR/tflite/compare.png               the same z through the float decoder and each variant
   EXPORT_DIR/tflite/sampler.tflite            n -> images, z drawn on the device (VAEs)
   EXPORT_DIR/edge/tfvae_edge.py               the numpy + LiteRT runner, with requirements.txt
+  EXPORT_DIR/web/index.html                   the decoder in a web page (LiteRT.js; see web.py)
   EXPORT_DIR/requests/<signature>.json        example REST requests
   EXPORT_DIR/report.json, README.md           sizes, errors, latencies; how to serve and run
   EXPORT_DIR/history/<version>/               an earlier version's tflite/, report.json, README.md
@@ -125,9 +126,14 @@ def _replace(src: str, dst: str, trash: str) -> None:
 
 
 def export_run(trained, out_dir: str, *, name=None, version=None, force=False, quantize=tflite.VARIANTS,
-               n_eval: int = 1000, seed: int = 0, log=lambda s: None) -> dict:
-    """Exports a `TrainedModel`; returns the report (also written to report.json)."""
+               n_eval: int = 1000, seed: int = 0, web: str = "vendor", log=lambda s: None) -> dict:
+    """Exports a `TrainedModel`; returns the report (also written to report.json). `web`:
+    "vendor" (web/ with the LiteRT.js runtime copied in), "cdn" (web/ loading it from jsDelivr)
+    or None (no web/)."""
+    from tfvae.export import web as webpage
+
     model = trained.model
+    runtime = webpage.runtime_files(log) if web == "vendor" else None  # before any work: a clear, early error
     interface = interface_of(trained)
     if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise TfvaeError(f"--name {name!r}: use letters, digits, '_' and '-' only (it is a URL part in TF Serving)")
@@ -226,6 +232,10 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                             + f", seed {seed + 1}; latency through the LiteRT interpreter on this machine",
             "seconds": round(time.perf_counter() - t_start, 1),
         }
+        if web:
+            report["web"] = webpage.write_web(trained, os.path.join(staging, "web"), report=report, cdn=web == "cdn",
+                                              runtime=runtime, target_ok=meets_target, seed=seed,
+                                              reference=reference, z=z, labels=labels, log=log)
         with open(os.path.join(staging, "report.json"), "w") as f:
             json.dump(report, f, indent=2)
         with open(os.path.join(staging, "README.md"), "w") as f:
@@ -246,7 +256,11 @@ def export_run(trained, out_dir: str, *, name=None, version=None, force=False, q
                         os.replace(os.path.join(out_dir, part), os.path.join(kept, part))
                 log(f"version {old_version}'s tflite/, report.json and README.md moved to "
                     f"{os.path.join(out_dir, 'history', str(old_version))}/")
-            for part in ("tflite", "edge", "requests", "report.json", "README.md"):
+            if not web and os.path.exists(os.path.join(out_dir, "web")):  # an earlier version's page
+                os.replace(os.path.join(out_dir, "web"), os.path.join(trash, "web"))
+            for part in ("tflite", "edge", "requests", "web", "report.json", "README.md"):
+                if not os.path.exists(os.path.join(staging, part)):
+                    continue
                 _replace(os.path.join(staging, part), os.path.join(out_dir, part), trash)
             if force:
                 _replace(sm_dir, final_version_dir, trash)
@@ -426,4 +440,49 @@ seeded for reproducible samples), and run the `serving_default` signature (input
 `tflite/sampler.tflite` (VAEs) takes a count `n` (int32 scalar) and returns `n` images, drawing
 z inside the model with TFLite's builtin random op; it cannot take a seed (seeded random ops need
 the Flex delegate), so draw z in the app when samples must be reproducible.
+""" + web_readme(report)
+
+
+def web_readme(report: dict) -> str:
+    """The export README's section on web/, the decoder in a web page."""
+    w = report.get("web")
+    if not w:
+        return ""
+    chosen = w["decoders"][w["chosen"]]
+    others = ", ".join(f"`{v}`{' (float32)' if v == 'none' else ''}, {r['bytes'] / 1e3:.0f} KB"
+                       for v, r in w["decoders"].items() if v != w["chosen"]) or "nothing else"
+    runtime = (f"The LiteRT.js runtime ({w['runtime_bytes'] / 1e6:.1f} MB: `@litertjs/core` 2.5.3's WebAssembly for "
+               "browsers with relaxed SIMD and its build for the others, such as Safari) is copied into `web/litert/` "
+               "from the npm package, so the page works offline. `tfvae export --web-cdn` leaves it out and loads it "
+               "from jsDelivr instead (the page then needs a network)." if w["runtime"] == "vendored" else
+               "The page loads the LiteRT.js runtime (`@litertjs/core` 2.5.3) from the jsDelivr CDN (exported with "
+               "`--web-cdn`): it needs a network. Export without `--web-cdn` to copy the runtime (about 19 MB) into "
+               "`web/litert/` and work offline.")
+    return f"""
+## In a web page: every phone samples, no app to build
+
+`web/` ({w['bytes'] / 1e6:.1f} MB) is a static page that runs the decoder in the browser with LiteRT.js (WebAssembly,
+XNNPACK, on the CPU): prior samples in a grid (a seed makes them reproducible; a click draws the
+next seed), a pad where the pointer is z (2-d codes) or sliders along the principal directions of
+the training codes (more dimensions), starting from a training image's code, and the line between
+two training images' codes. It shows the latency per batch and the decoder it runs:
+`decoder_{w['chosen']}` ({chosen['bytes'] / 1e3:.0f} KB, max error {chosen['max_abs_error']:.1e} per pixel against the Keras
+decoder), the smallest within the accuracy target above, with a fixed batch of {w['batch']} (the web runtime
+takes static shapes only) and float32 in and out; the page can switch to {others}. Their errors
+were measured on {w['measured_on']}.
+
+{runtime}
+
+Serve the folder (browsers load no module from a `file:` URL):
+
+```
+cd web && python -m http.server 8000          # then open http://localhost:8000/
+```
+
+On a phone:
+- on the same network as this computer: `python -m http.server 8000 --bind 0.0.0.0` in `web/`,
+  then open `http://<this computer's address>:8000/` on the phone (`hostname -I` prints the address
+  on Linux, `ipconfig getifaddr en0` on a Mac);
+- anywhere: copy `web/` to any static host (GitHub Pages, Netlify, an S3 bucket, a web server's
+  folder) and open its address. Nothing runs on the server: it only serves files.
 """

@@ -38,15 +38,20 @@ def _saved_model_of(fn, input_signature, track, directory):
     archive.write_out(directory, verbose=False)
 
 
-def _calibration_row(row):
-    """One representative input: [z (1, d)], or {"z", "label"} by input name (a conditional decoder)."""
-    if isinstance(row, tuple):
-        z, label = row
-        return {"z": z[None], "label": np.asarray([label], np.int32)}
-    return [row[None]]
+def _calibration_rows(codes, labels, batch=None):
+    """The representative inputs: [z (1, d)] per code, or {"z", "label"} by input name (a
+    conditional decoder); for a program with a fixed batch, `batch` codes at a time."""
+    step = batch or 1
+    order = np.arange(-(-len(codes) // step) * step) % len(codes)  # every code (the extremes last), wrapped
+    for i in range(0, len(order), step):
+        rows = order[i:i + step]
+        if labels is None:
+            yield [codes[rows]]
+        else:
+            yield {"z": codes[rows], "label": np.asarray(labels[rows], np.int32)}
 
 
-def _convert(saved_model_dir, variant: str, representative=None) -> bytes:
+def _convert(saved_model_dir, variant: str, representative=None, float_io: bool = False) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "dynamic":
@@ -56,13 +61,14 @@ def _convert(saved_model_dir, variant: str, representative=None) -> bytes:
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (_calibration_row(r) for r in representative)
+        converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if not float_io:  # int8 in and out; float_io keeps float32 at the edges (the web runtime has no int8)
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
     elif variant == "int16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: (_calibration_row(r) for r in representative)
+        converter.representative_dataset = representative
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     elif variant != "none":
@@ -110,10 +116,14 @@ def calibration_inputs(model, seed: int = 0):
     return codes, None if labels is None else np.concatenate([labels, wide_labels[extremes]])
 
 
-def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
+def convert_decoder(model, variants=VARIANTS, seed: int = 0, batch=None, float_io: bool = False, extra=None) -> dict:
     """{variant: .tflite bytes} of the decoder z -> pixel means ((z, label) for a conditional
-    model: an int32 label per row, one-hot inside the program)."""
-    z_spec = tf.TensorSpec([None, model.config.latent_dim], tf.float32, name="z")
+    model: an int32 label per row, one-hot inside the program). `batch`: a fixed batch size
+    instead of any (the web runtime takes static shapes only); `float_io`: the int8 decoder takes
+    and returns float32 (quantized inside), as the web runtime, which has no int8 tensors, needs;
+    `extra`: (codes, labels or None) the integer decoders are calibrated on besides the prior's."""
+    z_spec = tf.TensorSpec([batch, model.config.latent_dim], tf.float32, name="z")
+    label_spec = [tf.TensorSpec([batch], tf.int32, name="label")] if model.conditional else []
 
     if model.conditional:
         def decode(z, label):
@@ -124,11 +134,13 @@ def convert_decoder(model, variants=VARIANTS, seed: int = 0) -> dict:
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model_of(decode, [z_spec, *model.export_label_spec()], list(model.parts.values()), tmp)
+        _saved_model_of(decode, [z_spec, *label_spec], list(model.parts.values()), tmp)
         codes, labels = calibration_inputs(model, seed)
-        representative = codes if labels is None else list(zip(codes, labels))
+        if extra is not None:
+            codes = np.concatenate([extra[0], codes])
+            labels = None if labels is None else np.concatenate([extra[1], labels])
         for variant in variants:
-            out[variant] = _convert(tmp, variant, representative)
+            out[variant] = _convert(tmp, variant, lambda: _calibration_rows(codes, labels, batch), float_io)
     return out
 
 

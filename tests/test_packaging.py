@@ -45,6 +45,7 @@ def test_the_wheel_holds_every_package_and_the_package_data(wheel):
         assert f"{package}/__init__.py" in names, package
     for path in ("tfvae/models/vae.py", "tfvae/probability/priors.py", "tfvae/training/step.py",
                  "tfvae/cli/main.py", "tfvae/export/exporter.py", "tfvae/export/edge/tfvae_edge.py",
+                 "tfvae/export/web.py", "tfvae/export/web/index.html", "tfvae/export/web/tfvae.js",
                  "tfvae/recipes/fmnist-vae.json"):
         assert path in names, path
     assert not any(n.startswith(("cli/", "export/", "tests/", "bench/")) for n in names)  # nothing generic
