@@ -205,16 +205,44 @@ function buildSliders() {
 // the pad (2-d codes): the pointer's position is z; it spans the prior's +- 3 standard deviations
 function padRange() { return state.manifest.pad; }
 
+const MANIFOLD = 12;  // the pad's background: the decoded images of a 12 x 12 grid of codes
+
+/** Decodes the pad's grid of codes (its cell centres, top row first) into its background. */
+async function padBackground() {
+  const m = state.manifest, codes = [];
+  for (let i = 0; i < MANIFOLD; i++) {
+    for (let j = 0; j < MANIFOLD; j++) {
+      codes.push(padCode((j + 0.5) / MANIFOLD, (i + 0.5) / MANIFOLD));
+    }
+  }
+  const [h, w, c] = m.image_shape;
+  const pixels = new Float32Array(codes.length * h * w * c);
+  for (let i = 0; i < codes.length; i += m.batch) {
+    const part = codes.slice(i, i + m.batch);
+    const labels = conditional() ? part.map(() => currentLabel(null)) : null;
+    pixels.set((await decode(part, labels)).pixels, i * h * w * c);
+  }
+  const canvas = document.createElement('canvas');
+  paint(canvas, pixels, codes.length, MANIFOLD, 0);
+  state.padImage = canvas;
+}
+
 function drawPad() {
   const pad = $('pad'), ctx = pad.getContext('2d'), r = padRange(), s = pad.width;
   const toPx = (z) => [(z[0] - r[0][0]) / (r[0][1] - r[0][0]) * s, (1 - (z[1] - r[1][0]) / (r[1][1] - r[1][0])) * s];
   ctx.clearRect(0, 0, s, s);
-  ctx.strokeStyle = '#e3e6ea';
+  if (state.padImage) {
+    ctx.imageSmoothingEnabled = true;
+    ctx.globalAlpha = 0.7;
+    ctx.drawImage(state.padImage, 0, 0, s, s);
+    ctx.globalAlpha = 1;
+  }
+  ctx.strokeStyle = 'rgba(120, 130, 145, 0.35)';
   for (let i = 1; i < 6; i++) {
     ctx.beginPath(); ctx.moveTo(i * s / 6, 0); ctx.lineTo(i * s / 6, s); ctx.stroke();
     ctx.beginPath(); ctx.moveTo(0, i * s / 6); ctx.lineTo(s, i * s / 6); ctx.stroke();
   }
-  ctx.fillStyle = '#9aa3ae';
+  ctx.fillStyle = '#f2a33a';
   for (const c of state.manifest.codes) {
     const [x, y] = toPx(c.z);
     ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill();
@@ -269,7 +297,7 @@ export async function interpolate(a, b) {
     labels = line.map(() => label);
   }
   const {pixels, ms} = await decode(line, labels);
-  paint($('interp'), pixels, STEPS, STEPS);
+  paint($('interp'), pixels, STEPS, STEPS / 2);  // two rows: A ... then ... B
   document.querySelectorAll('#interp-thumbs button').forEach((el, i) => {
     el.className = i === a ? 'a' : (i === b ? 'b' : '');
   });
@@ -385,8 +413,8 @@ async function start() {
 
   const from = m.directions.from;
   if (m.latent_dim === 2) {
-    $('explore-note').textContent = 'Point at the pad (or drag a finger): the point is z. Dots are training codes; ' +
-      'the thumbnails jump to them.';
+    $('explore-note').textContent = 'Point at the pad (or drag a finger): the point is z, decoded live; behind it, ' +
+      'the decoded 12 x 12 grid of codes (the manifold). Orange dots are the training images below; a thumbnail jumps to its code.';
     setupPad();
   } else {
     $('explore-note').textContent = `Start from a training image, then move along the ${m.directions.axes.length} ` +
@@ -404,6 +432,7 @@ async function start() {
 
 async function redrawAll(first) {
   const m = state.manifest;
+  if (m.latent_dim === 2) await padBackground();
   await drawSamples(state.seed);
   if (first || !state.explore) await showCode(m.codes[0].z, m.codes[0].label);
   else await renderExplore();
