@@ -28,6 +28,12 @@ def _batches(n: int, size: int):
         yield start, min(n, start + size)
 
 
+# the reconstruction losses evaluate reports for autoencoders, by the input they were computed on
+AE_ROWS = {"reconstruction": "reconstruction loss",
+           "reconstruction_clean": "reconstruction loss, clean input (the score)",
+           "reconstruction_corrupted": "reconstruction loss, corrupted input (the training loss)"}
+
+
 def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1, labels=None) -> dict:
     """Per-image terms over images x (no training-time corruption): the family's held-out terms.
 
@@ -226,8 +232,8 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
     m = report["metrics"]
     if y is not None:
         report["protocol"]["conditioned_on"] = "label"
-    if not model.variational:
-        m["reconstruction"] = float(terms["reconstruction"])
+    if not model.variational:  # "reconstruction"; a denoising AE's of the clean and of the corrupted input
+        m.update({key: float(value) for key, value in terms.items() if key.startswith("reconstruction")})
     else:
         report["protocol"]["k"] = int(k)
         m["reconstruction"] = float(-terms["log_px_z"])
@@ -296,7 +302,7 @@ def format_report(report: dict) -> str:
             rows += [("label fidelity  (samples classified as asked)", f"{m['label_fidelity']:.1%}"),
                      ("  the classifier on real test images", f"{m['classifier_test_accuracy']:.1%}")]
     else:
-        rows.append(("reconstruction loss", f"{m['reconstruction']:.3f} per image"))
+        rows += [(AE_ROWS[key], f"{m[key]:.3f} per image") for key in AE_ROWS if key in m]
     width = max(len(r[0]) for r in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if "label_fidelity" in p:

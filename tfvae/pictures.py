@@ -255,7 +255,7 @@ def latents(trained, x: np.ndarray, labels: Optional[np.ndarray], path: str, cla
 
 CURVE_PANELS = (
     ("loss", "loss", ("loss",)),
-    ("reconstruction", "reconstruction", ("log_px_z", "reconstruction")),
+    ("reconstruction", "reconstruction", ("log_px_z", "reconstruction", "reconstruction_corrupted")),
     ("KL", "KL(q || p) (nats)", ("kl", "kl_mc")),
     ("ELBO", "ELBO (nats)", ("elbo", "iwae_bound")),
     ("penalty", "penalty", ("penalty",)),
@@ -263,6 +263,7 @@ CURVE_PANELS = (
 # what each metric is, with its unit, for the legends and axes
 CURVE_LABELS = {
     "loss": "loss", "log_px_z": "E_q[log p(x|z)] (nats)", "reconstruction": "reconstruction error",
+    "reconstruction_corrupted": "reconstruction error of the corrupted input",
     "kl": "KL (closed form, nats)", "kl_mc": "KL (Monte Carlo, nats)", "elbo": "ELBO (nats)",
     "iwae_bound": "IWAE bound (nats)", "penalty": "penalty",
 }

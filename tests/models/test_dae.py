@@ -52,3 +52,33 @@ def test_the_reconstruction_picture_shows_the_corrupted_inputs():
 def test_noise_options_are_checked(options, message):
     with pytest.raises(ConfigError, match=message):
         make_config(dict(model="dae", **options))
+
+
+def test_each_metric_says_which_input_it_was_computed_on(runs, capsys):
+    """metrics.csv, the curves and evaluate name the reconstruction of the corrupted input (the
+    training loss) and of the clean one (the score) apart, never one name for both."""
+    import tfvae
+    from tfvae.evaluation import per_image_terms
+    from tfvae.rundir import RunDir
+
+    from conftest import run_cli
+
+    rows = RunDir(str(runs["dae"])).read_metrics()
+    assert "reconstruction_corrupted" in rows[0] and "val_reconstruction_corrupted" in rows[0]
+    assert "reconstruction" not in rows[0] and "reconstruction_clean" not in rows[0]
+    trained = tfvae.load(str(runs["dae"]))
+    x = trained.splits().test[:64]
+    terms = per_image_terms(trained.model, x, seed=5)
+    # the clean input's loss, recomputed from the networks: the score
+    logits = trained.model.decoder(trained.model.encoder(x)["code"])["logits"].numpy()
+    np.testing.assert_allclose(terms["reconstruction_clean"], bce(x, logits), rtol=1e-5)
+    np.testing.assert_allclose(terms["score"], terms["reconstruction_clean"])
+    # the corrupted input's: masking noise of probability nu, against the clean input
+    noise = trained.model.draw_noise(len(x), tf.constant([5, 0], tf.int64))["corrupt"].numpy().reshape(x.shape)
+    x_tilde = x * (noise >= trained.config.noise_level)
+    logits = trained.model.decoder(trained.model.encoder(x_tilde)["code"])["logits"].numpy()
+    np.testing.assert_allclose(terms["reconstruction_corrupted"], bce(x, logits), rtol=1e-5)
+    assert terms["reconstruction_corrupted"].mean() > terms["reconstruction_clean"].mean()
+    code, out, _ = run_cli(capsys, "evaluate", runs["dae"], "--max-test-examples", "64")
+    assert code == 0 and "reconstruction loss, clean input (the score)" in out
+    assert "reconstruction loss, corrupted input (the training loss)" in out

@@ -13,6 +13,10 @@ from tfvae.objectives import corrupt
 class DenoisingAE(Autoencoder):
     name = "dae"
     summary = "denoising autoencoder: L(x, g(f(x~))), x~ masked or Gaussian-corrupted x"
+    # one name per quantity: the training loss is the reconstruction of the CORRUPTED input (against
+    # the clean one); evaluate adds the reconstruction of the clean input
+    metric_names = ("loss", "reconstruction_corrupted")
+    score_description = "reconstruction loss of the clean input"
     options = Autoencoder.options + (
         Option("noise", "masking", "masking (inputs zeroed) or additive gaussian.", choices=("masking", "gaussian")),
         Option("noise_level", 0.25, "masking probability nu, or Gaussian sigma.", minimum="non_negative"),
@@ -47,7 +51,16 @@ class DenoisingAE(Autoencoder):
     def objective(self, x, noise, schedule):
         code = self.encoder(self.corrupt(x, noise["corrupt"]), training=True)["code"]
         loss = self.reconstruction_loss(code, x)  # against the clean input
-        return loss, {"loss": loss, "reconstruction": loss}
+        return loss, {"loss": loss, "reconstruction_corrupted": loss}
+
+    def held_out_terms(self, x, seed, samples: int = 1) -> dict:
+        """The reconstruction loss of the clean input (the score), and of the input corrupted with
+        noise seeded by `seed` (the training loss's quantity), both against the clean input."""
+        clean = self.likelihood.reconstruction_loss(self.decoder(self.encode(x)), x)
+        noise = self.draw_noise(tf.shape(x)[0], seed)["corrupt"]
+        code = self.code(self.encoder(self.corrupt(x, noise), training=False))
+        corrupted = self.reconstruction_loss(code, x)
+        return {"reconstruction_clean": clean, "reconstruction_corrupted": corrupted, "score": clean}
 
     def reconstruction_rows(self, x, seed: int = 0) -> list:
         """The images, their corrupted versions, and the reconstructions of those."""

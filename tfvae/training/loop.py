@@ -35,7 +35,7 @@ from tfvae.strategy import WorkerInfo
 from tfvae.training.step import TrainStep, seeds_for
 
 EVAL_BATCH = 500
-SHOWN = ("loss", "log_px_z", "reconstruction", "kl", "kl_mc", "elbo", "iwae_bound")
+SHOWN = ("loss", "log_px_z", "reconstruction", "reconstruction_corrupted", "kl", "kl_mc", "elbo", "iwae_bound")
 
 
 def shown_metrics(means: dict, prefix: str = "") -> dict:
