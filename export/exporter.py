@@ -3,7 +3,7 @@
   EXPORT_DIR/saved_model/<name>/<version>/   the SavedModel, laid out as TF Serving expects
   EXPORT_DIR/tflite/decoder_<variant>.tflite  int8, int16, dynamic, float16, none (float32)
   EXPORT_DIR/tflite/compare.png               the same z through the float decoder and each variant
-  EXPORT_DIR/tflite/sampler.tflite            n -> images, z drawn on the device (VAEs)
+  EXPORT_DIR/tflite/sampler.tflite            n -> images and their z, z drawn on the device (VAEs)
   EXPORT_DIR/edge/tfvae_edge.py               the numpy + LiteRT runner, with requirements.txt
   EXPORT_DIR/web/index.html                   the decoder in a web page (LiteRT.js; see web.py)
   EXPORT_DIR/requests/<signature>.json        example REST requests
@@ -437,7 +437,8 @@ Load a decoder with the LiteRT `Interpreter`, draw `z` in the app (java.util.Ran
 seeded for reproducible samples), and run the `serving_default` signature (input `z`, output
 `images`). {quant}
 
-`tflite/sampler.tflite` (VAEs) takes a count `n` (int32 scalar) and returns `n` images, drawing
+`tflite/sampler.tflite` (VAEs) takes a count `n` (int32 scalar) and returns `n` images (output `images`)
+and the codes they were decoded from (output `z`), drawing
 z inside the model with TFLite's builtin random op; it cannot take a seed (seeded random ops need
 the Flex delegate), so draw z in the app when samples must be reproducible.
 """ + web_readme(report)

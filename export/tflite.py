@@ -145,18 +145,19 @@ def convert_decoder(model, variants=VARIANTS, seed: int = 0, batch=None, float_i
 
 
 def convert_sampler(model) -> bytes:
-    """A float32 TFLite program: n -> n images, z drawn in the program from the model's prior
-    (a conditional model's: label (n,) -> one image per label, z from p(z|y))."""
+    """A float32 TFLite program: n -> n images and their codes z, z drawn in the program from the
+    model's prior (a conditional model's: label (n,) -> one image per label, z from p(z|y))."""
     if model.conditional:
         def sample(label):
             given = model.given(label, one_per_row=True)
-            return {"images": given.decode_mean(given.prior.sample_in_graph(tf.shape(label)[0]))}
+            z = given.prior.sample_in_graph(tf.shape(label)[0])
+            return {"images": given.decode_mean(z), "z": tf.identity(z)}
 
         spec = model.export_label_spec()
     else:
         def sample(n):
             z = model.prior.sample_in_graph(n)
-            return {"images": model.decode_mean(z)}
+            return {"images": model.decode_mean(z), "z": tf.identity(z)}
 
         spec = [tf.TensorSpec([], tf.int32, name="n")]
     with tempfile.TemporaryDirectory() as tmp:
