@@ -115,3 +115,29 @@ def test_evaluation_reads_8_bit_images_as_pixels_in_0_1(runs):
     np.testing.assert_allclose(a["elbo"], b["elbo"], rtol=1e-6)
     np.testing.assert_allclose(log_likelihood(model, x8, k=10), log_likelihood(model, xf, k=10), rtol=1e-6)
     np.testing.assert_allclose(active_units(model, x8)[1], active_units(model, xf)[1], rtol=1e-6)
+
+
+def test_a_learned_scale_at_its_floor_is_reported_as_such(tmp_path):
+    """Images of exact zeros and ones: the learned Gaussian scale falls to --min-scale on the black
+    pixels, and evaluate says on how many, beside the density (meaningless once it is most)."""
+    import tfvae
+    from tfvae.evaluation import evaluate, format_report
+
+    from conftest import make_bars
+
+    x, y = make_bars(600, seed=3)
+    x = np.where(x == 255, 255, 0).astype(np.uint8)  # no background noise: most pixels exactly 0
+    np.savez(tmp_path / "bars.npz", x_train=x[:500], y_train=y[:500], x_test=x[500:], y_test=y[500:])
+    result = tfvae.fit(f"npz:{tmp_path / 'bars.npz'}", out=str(tmp_path / "run"), likelihood="gaussian",
+                       min_scale=0.05, hidden="32", latent_dim=2, epochs=8, batch_size=32, learning_rate=0.01,
+                       progress=False)
+    trained = tfvae.load(result.run_dir)
+    report = evaluate(trained, k=20, max_test_examples=50)
+    test = trained.splits().test[:50]
+    scale = trained.model.decode(trained.model.encode(test)).distribution.scale.numpy()
+    expected = float(np.mean(np.broadcast_to(scale, test.shape) <= 0.05 * 1.01))
+    assert report["metrics"]["scale_at_floor"] == pytest.approx(expected) and expected > 0.25
+    assert "learned scale at its floor (--min-scale 0.05)" in format_report(report)
+    for fraction, noted in ((0.9, True), (0.3, False)):  # the note comes when the floor holds most pixels
+        report["metrics"]["scale_at_floor"] = fraction
+        assert ("compares with no published number" in format_report(report)) == noted

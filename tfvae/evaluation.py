@@ -167,6 +167,24 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
     return out
 
 
+def scale_at_floor(model, x, labels=None, batch_size: int = 500):
+    """The fraction of pixels whose learned Gaussian scale sits at its floor (--min-scale, within
+    1%) when the images are decoded from their codes; None without a learned scale. A scale at the
+    floor on most pixels (the many pixels of 8-bit images that are exactly 0) makes log p(x) a
+    density that grows without bound as the floor falls: a number comparable with nothing."""
+    lik = model.likelihood
+    if lik.kind != "gaussian" or lik.variance == "fixed":
+        return None
+    at = total = 0
+    for a, b in _batches(len(x), batch_size):
+        view = model if labels is None else model.given(tf.constant(labels[a:b], tf.int32))
+        scale = view.decode(view.encode(tf.constant(x[a:b]))).distribution.scale
+        scale = np.broadcast_to(np.asarray(scale), (b - a, *x.shape[1:]))
+        at += int(np.sum(scale <= lik.min_scale * 1.01))
+        total += scale.size
+    return at / total
+
+
 def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD, labels=None):
     """(number active, per-dimension Cov_x(E_q[z_j])) over images x, for the code z (the top layer
     of a hierarchy); with `labels`, of q(z|x, y)."""
@@ -256,6 +274,10 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         if "kl_per_dim" in terms:
             report["kl_per_dim"] = [float(v) for v in terms["kl_per_dim"]]
         report["posterior_mean_variance"] = [float(v) for v in variance]
+        floor = scale_at_floor(model, x, labels=y)
+        if floor is not None:
+            m["scale_at_floor"] = floor
+            report["protocol"]["min_scale"] = model.likelihood.min_scale
         if y is not None and fidelity_samples:
             from tfvae.fidelity import label_fidelity, run_classifier
 
@@ -298,6 +320,9 @@ def format_report(report: dict) -> str:
         ]
         rows += [(f"  of {key[len('active_units_'):]}", f"{m[key]} / {m['latent_dim']}")
                  for key in sorted(m) if key.startswith("active_units_")]
+        if "scale_at_floor" in m:
+            rows.append((f"learned scale at its floor (--min-scale {p['min_scale']:g})",
+                         f"{m['scale_at_floor']:.1%} of pixels"))
         if "label_fidelity" in m:
             rows += [("label fidelity  (samples classified as asked)", f"{m['label_fidelity']:.1%}"),
                      ("  the classifier on real test images", f"{m['classifier_test_accuracy']:.1%}")]
@@ -307,6 +332,10 @@ def format_report(report: dict) -> str:
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if "label_fidelity" in p:
         lines.append(f"  label fidelity: {p['label_fidelity']}")
+    if m.get("scale_at_floor", 0) > 0.5:
+        lines.append(f"  note: the learned scale is at its floor on {m['scale_at_floor']:.0%} of the pixels, so log p(x) "
+                     "is a density on discrete (8-bit) pixels that grows as --min-scale falls: it compares with no "
+                     "published number (those are in bits per dimension of dequantized or discretized pixels)")
     if "kl_per_dim" in report:
         kl = report["kl_per_dim"]
         lines.append("  KL per dimension: " + " ".join(f"{v:.2f}" for v in kl))
