@@ -31,7 +31,7 @@ def test_python_api_mirrors_the_cli(bars_npz, tmp_path):
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(result.run_dir, "checkpoints")))
-    trained = [reader.get_tensor(k) for k in sorted(reader.get_variable_to_shape_map(), key=_index)
+    trained = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
                if k.startswith("optimizer/_trainable_variables/")]
     loaded = [w.numpy() for w in model.keras_model.trainable_weights]
     assert len(trained) == len(loaded) > 0
@@ -40,12 +40,6 @@ def test_python_api_mirrors_the_cli(bars_npz, tmp_path):
         match = next((i for i in unmatched if trained[i].shape == w.shape and np.array_equal(trained[i], w)), None)
         assert match is not None, f"a loaded weight {w.shape} is none of the checkpoint's trained variables"
         unmatched.remove(match)
-
-
-def _index(key):
-    """Checkpoint keys in the order of their trailing index (optimizer/_trainable_variables/<i>/...)."""
-    parts = key.split("/")
-    return (parts[0], int(parts[2])) if len(parts) > 2 and parts[2].isdigit() else (key, -1)
 
 
 def test_evaluation_pictures_and_scores_share_one_loading_of_the_data(bars_npz, tmp_path, monkeypatch):

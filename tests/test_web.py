@@ -300,6 +300,13 @@ def test_the_web_folder_vendors_the_runtime_or_points_to_the_cdn(pages, tmp_path
     code, _, _ = run_cli(capsys, "export", trained.run_dir, "-o", tmp_path / "none", "--quantize", "none", "--no-web",
                          "--samples", "64")
     assert code == 0 and not (tmp_path / "none" / "web").exists()
+    # a newer version exported without a page takes the earlier version's page away
+    code, _, err = run_cli(capsys, "export", trained.run_dir, "-o", tmp_path / "cdn", "--quantize", "none", "--no-web",
+                           "--samples", "64")
+    assert code == 0, err
+    assert not (tmp_path / "cdn" / "web").exists() and (tmp_path / "cdn" / "saved_model" / "run-pad" / "2").is_dir()
+    code, _, err = run_cli(capsys, "export", trained.run_dir, "-o", tmp_path / "both", "--web-cdn", "--no-web")
+    assert code != 0 and "--web-cdn and --no-web contradict each other" in one_error_line(err)
 
 
 def test_a_runtime_that_cannot_be_fetched_or_is_not_npms_is_one_clear_error_and_writes_no_version(

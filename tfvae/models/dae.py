@@ -56,10 +56,9 @@ class DenoisingAE(Autoencoder):
     def held_out_terms(self, x, seed, samples: int = 1) -> dict:
         """The reconstruction loss of the clean input (the score), and of the input corrupted with
         noise seeded by `seed` (the training loss's quantity), both against the clean input."""
-        clean = self.likelihood.reconstruction_loss(self.decoder(self.encode(x)), x)
+        clean = self.reconstruction_loss(self.encode(x), x)
         noise = self.draw_noise(tf.shape(x)[0], seed)["corrupt"]
-        code = self.code(self.encoder(self.corrupt(x, noise), training=False))
-        corrupted = self.reconstruction_loss(code, x)
+        corrupted = self.reconstruction_loss(self.encode(self.corrupt(x, noise)), x)
         return {"reconstruction_clean": clean, "reconstruction_corrupted": corrupted, "score": clean}
 
     def reconstruction_rows(self, x, seed: int = 0) -> list:
