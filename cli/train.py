@@ -56,12 +56,15 @@ FIT_OPTIONS = [
     opt("--hidden", help="Hidden layer sizes, comma-separated (e.g. 200,200); '' for none."),
     opt("--activation", type=click.Choice(C.ACTIVATIONS), help="Hidden-layer activation."),
     opt("--latent-dim", "-z", type=int, help="Dimension of the code / latent space."),
-    opt("--likelihood", type=click.Choice(C.LIKELIHOODS), help="p(x|z): Bernoulli (cross-entropy) or "
-        "Gaussian (squared error for AEs)."),
+    opt("--likelihood", type=click.Choice(C.LIKELIHOODS), help="p(x|z): Bernoulli (cross-entropy), "
+        "Gaussian (squared error for AEs) or logistic (discretized to the 256 levels of 8-bit pixels)."),
     opt("--condition", type=click.Choice(C.CONDITIONS), help="label: a conditional model, q(z|x, y) and "
         "p(x|z, y), the one-hot label beside the input of both networks (then `tfvae sample --label`)."),
     opt("--binarize", type=click.Choice(C.BINARIZATIONS), help="none, static (once), or dynamic "
         "(resampled per batch) [default: dynamic for bernoulli, none for gaussian]", show=False),
+    opt("--dequantize", type=click.Choice(C.DEQUANTIZATIONS), help="uniform: 8-bit pixels k become (k + u) / 256, "
+        "u ~ U(0, 1), so that a Gaussian density on them is measured in bits per dimension as papers do; none: raw "
+        "pixels [default: uniform for gaussian on 8-bit images]", show=False),
     opt("--validation-split", type=float, help="Fraction of the training images held out."),
     opt("--max-train-examples", type=int, help="Use at most N training images.", show=False),
     opt("--classes", help="Train only on images of these labels (comma-separated).", show=False),

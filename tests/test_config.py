@@ -74,3 +74,32 @@ def test_unknown_options_and_bad_values_are_one_clear_error():
     with pytest.raises(ConfigError, match="unknown --gaussian-variance 'huge'"):
         make_config({"gaussian_variance": "huge"})
     assert make_config({"model": "iwae", "iw_samples": 5.0}).iw_samples == 5  # JSON's integral floats
+
+
+def test_dequantization_is_recorded_and_an_older_config_json_keeps_raw_pixels(tmp_path):
+    """A Gaussian run on 8-bit images is dequantized, and config.json says so; a config.json written
+    before --dequantize existed (no key) reads as none, so its run computes what it did; a
+    Bernoulli run's config.json stays free of the key (earlier versions read it)."""
+    import numpy as np
+
+    from tfvae.data import load_splits
+    from tfvae.rundir import RunDir
+
+    x = np.random.default_rng(0).integers(0, 256, (40, 4, 4, 1)).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x[:30], x_test=x[30:])
+    fresh = make_config({"model": "vae", "likelihood": "gaussian", "dataset": f"npz:{tmp_path / 'd.npz'}"})
+    assert fresh.dequantize is None and load_splits(fresh).dequantization == "uniform"
+    recorded = fresh.replace(dequantize="uniform")
+    assert json.loads(recorded.to_json())["dequantize"] == "uniform"
+    assert "dequantize" not in json.loads(make_config({"model": "vae"}).to_json())
+    old = tmp_path / "old-run"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({k: v for k, v in recorded.to_saved_dict().items() if k != "dequantize"}))
+    config, _ = RunDir(str(old)).read()
+    assert config.dequantization == "none"
+    splits = load_splits(config)
+    assert splits.dequantization == "none" and np.array_equal(splits.test, x[30:].astype(np.float32) / 255)
+    for bad, match in (({"likelihood": "bernoulli"}, "binary pixels"), ({"likelihood": "logistic"}, "already a probability"),
+                       ({"likelihood": "gaussian", "binarize": "static"}, "contradict")):
+        with pytest.raises(ConfigError, match=match):
+            make_config({"model": "vae", "dequantize": "uniform", **bad})

@@ -144,6 +144,38 @@ def test_prepare_splits_are_seeded_and_binarized(tmp_path):
     assert len(m.train) == 7 and len(m.validation) == 0
 
 
+def test_uniform_dequantization_spreads_each_level_over_its_bin_once_for_evaluation(tmp_path):
+    """Validation and test: (k + u) / 256, each pixel in its own level's bin, seeded whatever the run's
+    seed; the training images stay 8-bit (the trainer draws u per batch); the originals are kept."""
+    import tensorflow as tf
+
+    from tfvae.data import dequantize
+    from tfvae.objectives import dequantize as dequantize_batch
+
+    make_idx_dir(tmp_path, n_train=100)
+    data = load_source(f"idx:{tmp_path}")
+    a = prepare(data, binarization="none", dequantization="uniform", validation_split=0.2, seed=3)
+    c = prepare(data, binarization="none", dequantization="uniform", validation_split=0.2, seed=4)
+    raw = prepare(data, binarization="none", validation_split=0.2, seed=3)
+    assert a.train.dtype == np.uint8 and a.dequantization == "uniform" and raw.dequantization == "none"
+    for split, originals in ((a.test, a.test_originals), (a.validation, a.validation_originals)):
+        k = np.round(originals.astype(np.float64) * 255)
+        u = split.astype(np.float64) * 256 - k  # the noise added to each level
+        assert split.dtype == np.float32 and u.min() >= 0 and u.max() < 1
+        assert 0.45 < u.mean() < 0.55 and 0.07 < u.var() < 0.1  # U(0, 1): mean 1/2, variance 1/12
+    np.testing.assert_array_equal(a.test_originals, raw.test)
+    np.testing.assert_array_equal(a.test, c.test)  # one fixed seed for the test set
+    np.testing.assert_array_equal(dequantize(data.x_test, 5), dequantize(data.x_test, 5))
+    assert not np.array_equal(dequantize(data.x_test, 5), dequantize(data.x_test, 6))
+    # in training: the same map, with the batch's uniforms
+    x = np.array([[0.0, 1.0, 128 / 255]], np.float32)
+    u = np.array([[0.0, 0.999, 0.25]], np.float32)
+    np.testing.assert_allclose(dequantize_batch(tf.constant(x), tf.constant(u)).numpy(),
+                               [[0.0, 255.999 / 256, 128.25 / 256]], rtol=1e-6)
+    with pytest.raises(DataError, match="not 8-bit levels.*--dequantize none"):
+        dequantize(np.full((2, 3, 3, 1), 0.3, np.float32), 0, "test images")
+
+
 def test_tfds_path_with_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 

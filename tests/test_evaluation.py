@@ -1,12 +1,14 @@
 """Evaluation: the importance-sampled log p(x) against an exact one, active units, the report."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 from tfvae import models
 from tfvae.config import make_config
+from tfvae.data import prepare
 from tfvae.evaluation import JIT_CONV_SAMPLES_PER_STEP, active_units, bound_metrics, log_likelihood, step_shape
 
 from conftest import analytic_elbo, ppca, ppca_data, ppca_model, run_cli
@@ -141,3 +143,75 @@ def test_a_learned_scale_at_its_floor_is_reported_as_such(tmp_path):
     for fraction, noted in ((0.9, True), (0.3, False)):  # the note comes when the floor holds most pixels
         report["metrics"]["scale_at_floor"] = fraction
         assert ("compares with no published number" in format_report(report)) == noted
+
+
+def _evaluate_tiny(model, splits, k=50):
+    import types
+
+    from tfvae.evaluation import evaluate, format_report
+
+    trained = types.SimpleNamespace(model=model, config=model.config, run_dir="tiny")
+    report = evaluate(trained, k=k, splits=splits)
+    return report, format_report(report)
+
+
+def test_bits_per_dimension_of_a_dequantized_model_is_the_hand_computed_value():
+    """Probabilistic PCA on 8-bit pixels, dequantized: q(z|x) is the exact posterior, so log p(y) of
+    each dequantized test image is known in closed form and bits/dim = (-mean log p(y) + D ln 256) /
+    (D ln 2), the change of variables to the levels' scale; evaluate prints it with its protocol."""
+    from tfvae.data import ImageData
+    from tfvae.exact import LinearGaussian
+
+    m = LinearGaussian(d=6, k=3, s=0.08, scales=(0.15, 0.1, 0.05))
+    m.b = np.full(6, 0.5)
+    x, _ = m.data(300, seed=9)
+    levels = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+    splits = prepare(ImageData(levels[:200], None, levels[200:], None), binarization="none",
+                     dequantization="uniform", validation_split=0.0, seed=0)
+    model = m.model(dequantize="uniform")
+    report, text = _evaluate_tiny(model, splits)
+    y = splits.test  # (k + u) / 256
+    assert np.all(np.floor(y.astype(np.float64) * 256) == levels[200:])
+    by_hand = (-np.mean(m.log_px(y)) + 6 * math.log(256)) / (6 * math.log(2))
+    assert report["metrics"]["bits_per_dim"] == pytest.approx(by_hand, abs=2e-5)
+    assert report["metrics"]["bits_per_dim"] == pytest.approx(report["metrics"]["nll"] / (6 * math.log(2)) + 8)
+    assert report["protocol"]["dequantization"] == "uniform"
+    assert "dequantized once, (k + u) / 256 (seed 20140103)" in text and "in bits per dimension" in text
+    assert f"{by_hand:.4f} bits/dim" in text and "D ln 256" in text
+
+
+def test_bits_per_dimension_of_the_discretized_logistic_is_the_levels_probability():
+    """A logistic p(x|z) whose decoder ignores z, and q(z|x) = p(z): log p(x) = sum_j log P(k_j)
+    exactly, computed here from the logistic's CDF in float64, and bits/dim = -mean log p(x) / (D ln 2),
+    nothing added."""
+    import keras
+
+    from tfvae.data import ImageData
+
+    d, s = 8, 0.05
+    loc = np.linspace(0.05, 0.95, d)
+    z = keras.Input((2,))
+    dense = keras.layers.Dense(d, kernel_initializer="zeros",
+                               bias_initializer=keras.initializers.Constant(np.log(loc / (1 - loc)).astype(np.float32)))
+    decoder = keras.Model(z, {"loc": keras.layers.Reshape((d, 1, 1))(keras.layers.Activation("sigmoid")(dense(z)))})
+    x = keras.Input((d, 1, 1))
+    flat = keras.layers.Flatten()(x)
+    one = keras.initializers.Constant(math.log(math.e - 1))  # softplus(bias) = 1: q(z|x) = p(z) = p(z|x)
+    encoder = keras.Model(x, {"loc": keras.layers.Dense(2, kernel_initializer="zeros")(flat),
+                              "scale": keras.layers.Dense(2, "softplus", kernel_initializer="zeros",
+                                                          bias_initializer=one)(flat)})
+    config = make_config(dict(model="vae", likelihood="logistic", gaussian_variance="fixed", gaussian_scale=s,
+                              latent_dim=2))
+    model = models.build(config, (d, 1, 1), parts={"encoder": encoder, "decoder": decoder})
+    levels = np.random.default_rng(2).integers(0, 256, (60, d, 1, 1)).astype(np.uint8)
+    splits = prepare(ImageData(levels[:30], None, levels[30:], None), binarization="none", validation_split=0.0, seed=0)
+    report, text = _evaluate_tiny(model, splits, k=10)
+
+    sigmoid = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
+    k = levels[30:].reshape(30, d).astype(np.float64)
+    upper = np.where(k == 255, 1.0, sigmoid((k + 0.5 - 255 * loc) / (255 * s)))
+    lower = np.where(k == 0, 0.0, sigmoid((k - 0.5 - 255 * loc) / (255 * s)))
+    log_px = np.log(upper - lower).sum(axis=1)
+    assert report["metrics"]["log_likelihood"] == pytest.approx(log_px.mean(), rel=1e-5)
+    assert report["metrics"]["bits_per_dim"] == pytest.approx(-log_px.mean() / (d * math.log(2)), rel=1e-5)
+    assert "8-bit levels as they are" in text and "discretized logistic's probability" in text

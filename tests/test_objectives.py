@@ -108,3 +108,24 @@ def test_the_elbo_and_the_score_against_numpy_from_the_networks_outputs():
         np.testing.assert_allclose(terms["elbo"].numpy(), log_px_z - kl, rtol=1e-5, err_msg=str(options))
         score = model.held_out_terms(x, seed)["score"].numpy()
         np.testing.assert_allclose(score, kl - log_px_z, rtol=1e-5, err_msg=str(options))
+
+
+def test_a_dequantized_run_trains_on_k_plus_u_over_256():
+    """The training loss of a run with --dequantize uniform is the loss of (k + u) / 256 with the
+    step's uniforms, not of the 8-bit pixels."""
+    from tfvae import models
+    from tfvae.config import make_config
+
+    base = dict(model="vae", likelihood="gaussian", latent_dim=2, hidden=(8,))
+    model = models.build(make_config({**base, "dequantize": "uniform"}), (4, 4, 1))
+    raw = models.build(make_config({**base, "dequantize": "none"}), (4, 4, 1), parts=model.parts)
+    x = tf.constant(np.random.default_rng(1).integers(0, 256, (5, 4, 4, 1)) / 255.0, tf.float32)
+    noise = model.draw_noise(5, tf.constant([3, 4], tf.int64))
+    u = noise["dequantize"]
+    assert "dequantize" not in raw.draw_noise(5, tf.constant([3, 4], tf.int64))
+    rest = {k: v for k, v in noise.items() if k != "dequantize"}
+    y = (tf.round(tf.reshape(x, [5, -1]) * 255) + u) / 256
+    want, _ = raw.loss(tf.reshape(y, x.shape), rest)
+    got, _ = model.loss(x, noise)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+    assert np.all(np.abs(got.numpy() - raw.loss(x, rest)[0].numpy()) > 1e-3)

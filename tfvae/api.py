@@ -166,6 +166,8 @@ def _fit_locked(config, run, worker, chief, bar, stream, resume, overwrite, pare
         from tfvae.data import load_splits
 
         splits = load_splits(config)
+        if config.data.dequantize is None:  # chosen from the data: config.json records it
+            config = config.replace(dequantize=splits.dequantization)
         if config.condition == "label":
             classes = label_classes(config, splits)
             if not resume:

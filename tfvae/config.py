@@ -26,15 +26,16 @@ from typing import Any, Mapping, Optional
 from tfvae.errors import ConfigError
 
 NETWORKS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 BINARIZATIONS = ("none", "static", "dynamic")
+DEQUANTIZATIONS = ("none", "uniform")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "iwae")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "sigmoid", "swish", "gated")
 JIT_CHOICES = ("auto", "on", "off")
 CONDITIONS = ("none", "label")
 # fields config.json leaves out at these values, so that earlier versions read an unconditioned run
-SAVED_ONLY_IF_SET = {"condition": "none", "label_classes": 0}
+SAVED_ONLY_IF_SET = {"condition": "none", "label_classes": 0, "dequantize": "none"}
 
 # Fields that may change when a run is resumed: how long, how fast, where; not what is trained.
 RUNTIME_FIELDS = frozenset(
@@ -56,6 +57,10 @@ class DataConfig:
     dataset: str = "mnist"
     data_dir: Optional[str] = None
     binarize: Optional[str] = None  # None: dynamic for a Bernoulli likelihood, none for Gaussian
+    # "uniform": 8-bit pixels k become (k + u) / 256, u ~ U(0, 1), a fresh u per training batch and the
+    # evaluation sets once (seeded). None: chosen by fit from the data (uniform for a Gaussian
+    # likelihood on 8-bit images); a config.json without the key was trained on raw pixels ("none").
+    dequantize: Optional[str] = None
     validation_split: float = 0.1
     max_train_examples: Optional[int] = None
     classes: Optional[tuple] = None  # train only on images of these labels
@@ -194,6 +199,12 @@ class Config:
             return self.data.binarize
         return "dynamic" if self.architecture.likelihood == "bernoulli" else "none"
 
+    @property
+    def dequantization(self) -> str:
+        """The dequantization in effect: "uniform" or "none" (an unresolved default, which fit
+        resolves from the data, counts as none)."""
+        return self.data.dequantize or "none"
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:
         """Flat: {field: value}, the model first, then data, network, training and the family's options."""
@@ -212,7 +223,7 @@ class Config:
         read as long as the run uses nothing they lack."""
         implied = self.family.implied_options(self)
         return {k: v for k, v in self.to_dict().items()
-                if k not in implied and not (k in SAVED_ONLY_IF_SET and v == SAVED_ONLY_IF_SET[k])}
+                if k not in implied and not (k in SAVED_ONLY_IF_SET and v in (SAVED_ONLY_IF_SET[k], None))}
 
     def to_json(self) -> str:
         return json.dumps(self.to_saved_dict(), indent=2, sort_keys=True) + "\n"
@@ -239,6 +250,16 @@ class Config:
         choice("likelihood", LIKELIHOODS)
         if self.binarize is not None:
             choice("binarize", BINARIZATIONS)
+        if self.dequantize is not None:
+            choice("dequantize", DEQUANTIZATIONS)
+        if self.dequantize == "uniform" and self.likelihood != "gaussian":
+            why = ("a Bernoulli likelihood models binary pixels" if self.likelihood == "bernoulli" else
+                   "the discretized logistic is already a probability of the 8-bit levels themselves")
+            raise ConfigError(f"--dequantize uniform is for a continuous likelihood (--likelihood gaussian); {why}: "
+                              "drop --dequantize")
+        if self.dequantize == "uniform" and self.binarization != "none":
+            raise ConfigError(f"--dequantize uniform and --binarize {self.binarization} contradict each other (noise "
+                              "within a pixel's 8-bit level, or pixels of 0 and 1): give one")
         choice("strategy", STRATEGIES)
         choice("activation", ACTIVATIONS)
         choice("jit", JIT_CHOICES)

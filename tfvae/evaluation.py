@@ -168,12 +168,12 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
 
 
 def scale_at_floor(model, x, labels=None, batch_size: int = 500):
-    """The fraction of pixels whose learned Gaussian scale sits at its floor (--min-scale, within
+    """The fraction of pixels whose learned scale (Gaussian or logistic) sits at its floor (--min-scale, within
     1%) when the images are decoded from their codes; None without a learned scale. A scale at the
     floor on most pixels (the many pixels of 8-bit images that are exactly 0) makes log p(x) a
     density that grows without bound as the floor falls: a number comparable with nothing."""
     lik = model.likelihood
-    if lik.kind != "gaussian" or lik.variance == "fixed":
+    if lik.kind == "bernoulli" or lik.variance == "fixed":
         return None
     at = total = 0
     for a, b in _batches(len(x), batch_size):
@@ -183,6 +183,17 @@ def scale_at_floor(model, x, labels=None, batch_size: int = 500):
         at += int(np.sum(scale <= lik.min_scale * 1.01))
         total += scale.size
     return at / total
+
+
+def bits_per_dim(nll: float, dims: int, dequantized: bool) -> float:
+    """A negative log-likelihood per image (nats) in bits per dimension, the unit of the papers on
+    8-bit images: nll / (D ln 2) for a probability of the 8-bit levels (the discretized logistic);
+    for a density on uniformly dequantized pixels y = (k + u) / 256 in [0, 1], the change of
+    variables to the levels' scale, v = 256 y, adds D ln 256 first (Theis et al., 2016):
+
+        bits/dim = (nll + D ln 256) / (D ln 2) = nll / (D ln 2) + 8.
+    """
+    return (nll + (dims * math.log(256.0) if dequantized else 0.0)) / (dims * math.log(2.0))
 
 
 def active_units(model, x, batch_size: int = 500, threshold: float = ACTIVE_UNIT_THRESHOLD, labels=None):
@@ -240,12 +251,16 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         "dataset": config.dataset,
         "protocol": {
             "test_images": int(len(x)),
+            "likelihood": config.likelihood,
             "binarization": config.binarization,
             "test_binarized_once_with_seed": (BINARIZATION_SEED + 2) if config.binarization != "none" else None,
             "seed": seed,
         },
         "metrics": {},
     }
+    if config.dequantization == "uniform":
+        report["protocol"]["dequantization"] = "uniform"
+        report["protocol"]["test_dequantized_once_with_seed"] = BINARIZATION_SEED + 2
     terms = bound_metrics(model, x, seed=seed, labels=y)  # fixed batches: the ELBO does not move with --batch-size
     m = report["metrics"]
     if y is not None:
@@ -265,6 +280,16 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         m["log_likelihood"] = float(ll.mean())
         m["nll"] = float(-ll.mean())
         m["log_likelihood_stderr"] = float(ll.std(ddof=1) / math.sqrt(len(ll))) if len(ll) > 1 else 0.0
+        dequantized = config.dequantization == "uniform"
+        if dequantized or config.likelihood == "logistic":
+            dims = int(np.prod(x.shape[1:]))
+            m["bits_per_dim"] = bits_per_dim(m["nll"], dims, dequantized)
+            m["elbo_bits_per_dim"] = bits_per_dim(-m["elbo"], dims, dequantized)
+            report["protocol"]["bits_per_dim"] = (
+                f"(-log p(y) + D ln 256) / (D ln 2), D = {dims}: the density of the dequantized pixels "
+                "y = (k + u) / 256 taken to the 8-bit levels k by the change of variables (Theis et al., 2016)"
+                if dequantized else
+                f"-log P(k) / (D ln 2), D = {dims}: the discretized logistic's probability of the 8-bit levels k")
         active, variance = active_units(model, x, labels=y)
         m["active_units"] = active
         m["latent_dim"] = config.latent_dim
@@ -299,7 +324,10 @@ def format_report(report: dict) -> str:
     p, m = report["protocol"], report["metrics"]
     lines = [f"{report['run_dir']}  ({report['model']} on {report['dataset']})"]
     binar = p["binarization"]
-    how = (f"binarized once (seed {p['test_binarized_once_with_seed']})" if binar != "none" else "not binarized")
+    how = (f"binarized once (seed {p['test_binarized_once_with_seed']})" if binar != "none" else
+           f"dequantized once, (k + u) / 256 (seed {p['test_dequantized_once_with_seed']})"
+           if p.get("dequantization") == "uniform" else
+           "8-bit levels as they are" if p.get("likelihood") == "logistic" else "not binarized")
     proto = f"protocol: {p['test_images']} test images, {how}"
     if "k" in p:
         proto += f", k = {p['k']} importance samples, seed {p['seed']}"
@@ -316,6 +344,11 @@ def format_report(report: dict) -> str:
             (f"log p({xy})  (importance sampling, k={p['k']})",
              f"{m['log_likelihood']:.2f} nats  (+/- {m['log_likelihood_stderr']:.2f})"),
             ("negative log-likelihood", f"{m['nll']:.2f} nats"),
+        ]
+        if "bits_per_dim" in m:
+            rows += [("  in bits per dimension", f"{m['bits_per_dim']:.4f} bits/dim  (-ELBO: "
+                                                  f"{m['elbo_bits_per_dim']:.4f})")]
+        rows += [
             ("active units  (Cov_x E_q[z_j] > 0.01)", f"{m['active_units']} / {m['latent_dim']}"),
         ]
         rows += [(f"  of {key[len('active_units_'):]}", f"{m[key]} / {m['latent_dim']}")
@@ -332,7 +365,9 @@ def format_report(report: dict) -> str:
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if "label_fidelity" in p:
         lines.append(f"  label fidelity: {p['label_fidelity']}")
-    if m.get("scale_at_floor", 0) > 0.5:
+    if "bits_per_dim" in p:
+        lines.append(f"  bits per dimension: {p['bits_per_dim']}")
+    if m.get("scale_at_floor", 0) > 0.5 and "bits_per_dim" not in m:
         lines.append(f"  note: the learned scale is at its floor on {m['scale_at_floor']:.0%} of the pixels, so log p(x) "
                      "is a density on discrete (8-bit) pixels that grows as --min-scale falls: it compares with no "
                      "published number (those are in bits per dimension of dequantized or discretized pixels)")

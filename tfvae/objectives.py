@@ -25,10 +25,17 @@ from tfvae.probability.posteriors import DiagonalGaussianPosterior
 POSTERIOR = DiagonalGaussianPosterior
 
 
-# --------------------------------------------------------------------------- corruption of the data
+# --------------------------------------------------------------------------- noise on the data
 def binarize(x, uniforms):
     """Dynamic binarization: pixel = 1 with probability equal to its intensity."""
     return tf.reshape(tf.cast(flatten(uniforms) < flatten(x), x.dtype), tf.shape(x))
+
+
+def dequantize(x, uniforms):
+    """Uniform dequantization of 8-bit pixels x = k / 255: (k + u) / 256, u ~ U(0, 1), a density on
+    [0, 1] whose log, minus D log 256, bounds the log-probability of the levels k (Theis et al., 2016)."""
+    levels = tf.round(flatten(x) * 255.0)
+    return tf.reshape((levels + flatten(uniforms)) / 256.0, tf.shape(x))
 
 
 def corrupt(x, kind: str, level: float, noise):

@@ -322,6 +322,7 @@ class RunDir:
                               "rebuilt from its other files: put back a copy of config.json, or train again "
                               "with --overwrite") from None
         meta = {k: raw.pop(k) for k in META_KEYS if k in raw}
+        raw.setdefault("dequantize", "none")  # saved only when used: without it, raw pixels (as before it existed)
         return make_config(raw, where=self.config_path), meta
 
     def config_text(self, config: Config, meta: dict) -> str:

@@ -1,8 +1,10 @@
-"""p(x|z): the Bernoulli and Gaussian likelihoods are the course's formulas, and never NaN."""
+"""p(x|z): the Bernoulli and Gaussian likelihoods are the course's formulas, and never NaN; the discretized
+logistic is TFP's quantized logistic, a probability of the 8-bit levels."""
 
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfvae.probability import Likelihood
@@ -97,3 +99,70 @@ def test_log_prob_samples_gaussian_branches_against_the_closed_form():
         got = lik.log_prob_samples(shaped, x.reshape(batch, 1, d, 1), samples).numpy()
         exact = _normal_logpdf(x_rows, loc, scale).reshape(batch, samples)
         np.testing.assert_allclose(got, exact, rtol=2e-6, err_msg=variance)
+
+
+# ------------------------------------------------------------------------------------ discretized logistic
+def _quantized_logistic_log_prob(levels, loc, scale):
+    """TFP's QuantizedDistribution of a logistic on the 0..255 scale, in float64: the bin of level k
+    is (k - 1/2, k + 1/2], the first and last reaching to -inf and +inf."""
+    import tensorflow_probability as tfp
+
+    tfd = tfp.distributions
+    q = tfd.QuantizedDistribution(tfd.Logistic(255.0 * np.float64(loc) - 0.5, 255.0 * np.float64(scale)),
+                                  low=np.float64(0.0), high=np.float64(255.0))
+    return q.log_prob(np.float64(levels)).numpy()
+
+
+def test_discretized_logistic_is_tfps_quantized_logistic_on_every_level_and_branch():
+    """All 256 levels, locations at and beyond the edges, scales from far below one level to the
+    whole range, through log_prob_samples (pixel, image and fixed scales) against TFP in float64;
+    the 256 probabilities sum to 1 and the tfd distribution gives the same log-probabilities."""
+    rng = np.random.default_rng(11)
+    levels = np.arange(256, dtype=np.float32)
+    x = (levels / 255.0).astype(np.float32)  # one image of 256 pixels, every level once
+    loc = np.array([0.0, 1.0, 0.5, 0.002, 0.998, 0.3], np.float32)
+    scales = np.array([1e-4, 1e-3, 0.004, 0.05, 0.3, 1.0], np.float32)
+    samples = len(loc)
+    per_pixel = rng.choice(scales, (samples, 256)).astype(np.float32)
+    per_image = scales.reshape(samples, 1)
+    cases = {"pixel": per_pixel, "image": per_image, "fixed": np.full((samples, 1), 0.02, np.float32)}
+    for variance, scale in cases.items():
+        lik = Likelihood("logistic", variance, fixed_scale=0.02)
+        outputs = {"loc": np.repeat(loc[:, None], 256, axis=1).reshape(samples, 1, 256, 1)}
+        if variance != "fixed":
+            outputs["scale"] = scale.reshape(samples, 1, -1, 1)
+        got = lik.log_prob_samples(outputs, x.reshape(1, 1, 256, 1), samples).numpy()[0]
+        want = np.array([_quantized_logistic_log_prob(levels, loc[s], np.broadcast_to(scale[s], (256,))).sum()
+                         for s in range(samples)])
+        np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=variance)
+        dist = lik.distribution({k: tf.constant(v) for k, v in outputs.items()})
+        np.testing.assert_allclose(dist.log_prob(x.reshape(1, 1, 256, 1)).numpy(), got, rtol=1e-6)
+    # per pixel: exact and finite everywhere, and a probability: the levels' P sum to 1
+    for m, s in ((0.0, 1e-4), (1.0, 1e-4), (0.37, 0.004), (0.5, 2.0), (1.3, 0.01)):
+        from tfvae.probability.likelihoods import discretized_logistic_log_prob
+
+        lp = discretized_logistic_log_prob(tf.constant(x), np.float32(m), np.float32(s)).numpy().astype(np.float64)
+        want = _quantized_logistic_log_prob(levels, m, s)
+        finite = np.isfinite(want)
+        assert np.all(np.isfinite(lp)) and np.all(lp <= 0)
+        np.testing.assert_allclose(lp[finite], want[finite], rtol=2e-5, atol=1e-5)
+        assert abs(np.exp(lp).sum() - 1.0) < 1e-4, (m, s)
+
+
+def test_discretized_logistic_samples_are_levels_drawn_with_their_probabilities():
+    from tfvae.probability.likelihoods import DiscretizedLogistic, discretized_logistic_log_prob
+
+    loc, scale = np.float32([0.02, 0.5, 0.9]), np.float32([0.01, 0.003, 0.05])
+    d = DiscretizedLogistic(np.tile(loc, (20000, 1)), np.tile(scale, (20000, 1)))
+    draws = d.sample(seed=(3, 4)).numpy()
+    assert draws.shape == (20000, 3) and np.all((draws >= 0) & (draws <= 1))
+    k = np.round(draws * 255.0)
+    assert np.max(np.abs(draws * 255.0 - k)) < 1e-4  # every draw is a level
+    levels = np.arange(256, dtype=np.float32) / 255.0
+    for j in range(3):
+        p = np.exp(discretized_logistic_log_prob(tf.constant(levels), loc[j], scale[j]).numpy().astype(np.float64))
+        freq = np.bincount(k[:, j].astype(int), minlength=256) / len(k)
+        assert np.abs(freq - p).max() < 0.02, j
+        mean = float(d.mean().numpy()[0, j])
+        assert mean == pytest.approx(float((p * levels).sum()), abs=1e-5)
+        assert float(draws[:, j].mean()) == pytest.approx(mean, abs=3e-3)

@@ -11,7 +11,7 @@ A source spec names where images come from:
                 kind is recognised; `canonical_spec` writes it out, e.g. idx:PATH)
 
 `load_source` returns the raw arrays; `prepare` turns them into float splits in [0, 1] with a
-seeded validation split and the chosen binarization.
+seeded validation split and the chosen binarization or dequantization.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 
 from tfvae.errors import DataError
 
-# Binarized evaluation sets (validation, test, static training sets) use this fixed seed, so
-# numbers are comparable across runs and with published ones.
+# Binarized or dequantized evaluation sets (validation, test, static training sets) use this fixed
+# seed, so numbers are comparable across runs and with published ones.
 BINARIZATION_SEED = 20140101
 # Sources without a test split (a plain folder, some TFDS datasets) hold one out with this fixed
 # seed, so the test set is the same whatever a run's --seed.
@@ -51,8 +51,8 @@ class ImageData:
 class Splits:
     """Images (count, height, width, channels), ready for training.
 
-    `validation` and `test` are float32 in [0, 1] (binarized once unless --binarize none: the
-    numbers are measured on them); `test_originals` and `validation_originals` are those images
+    `validation` and `test` are float32 in [0, 1] (binarized once unless --binarize none, or
+    dequantized once with --dequantize uniform: the numbers are measured on them); `test_originals` and `validation_originals` are those images
     as the source holds them, for pictures. `train` stays uint8 (0..255) when the source is
     8-bit, a quarter of the memory; the trainer converts each batch. `as_float` converts either.
     """
@@ -64,6 +64,7 @@ class Splits:
     test: np.ndarray
     test_labels: Optional[np.ndarray]
     binarization: str
+    dequantization: str = "none"
     class_names: Optional[list] = None
     # the test images before binarization (float32 in [0, 1]): what pictures show and encode
     test_originals: Optional[np.ndarray] = None
@@ -247,13 +248,48 @@ def binarize(x: np.ndarray, seed: int) -> np.ndarray:
     return (rng.random(x.shape, dtype=np.float32) < as_float(x)).astype(np.float32)
 
 
+def is_8bit(x: np.ndarray) -> bool:
+    """Whether images hold 8-bit levels: uint8, or floats that are all multiples of 1/255."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return True
+    scaled = x.astype(np.float64) * 255.0
+    return bool(np.all(np.abs(scaled - np.round(scaled)) < 1e-3))
+
+
+def require_8bit(x: np.ndarray, where: str) -> None:
+    if not is_8bit(x):
+        raise DataError(f"{where}: --dequantize uniform spreads each 8-bit level over its bin, and these float pixels "
+                        "are not 8-bit levels (multiples of 1/255); use --dequantize none")
+
+
+def dequantize(x: np.ndarray, seed: int, where: str = "images") -> np.ndarray:
+    """Uniform dequantization, seeded: 8-bit levels k (x = k / 255) become (k + u) / 256, u ~ U(0, 1),
+    float32 in (0, 1). Images that are not 8-bit levels are a DataError."""
+    require_8bit(x, where)
+    levels = np.round(as_float(x).astype(np.float64) * 255.0)
+    u = np.random.default_rng(seed).random(x.shape)
+    return ((levels + u) / 256.0).astype(np.float32)
+
+
+def resolve_dequantization(dequantize: Optional[str], likelihood: str, x: np.ndarray) -> str:
+    """The dequantization in effect: the one given, else uniform for a Gaussian likelihood on
+    8-bit images (a density on the levels themselves would grow without bound) and none otherwise."""
+    if dequantize is not None:
+        return dequantize
+    return "uniform" if likelihood == "gaussian" and is_8bit(x) else "none"
+
+
 def prepare(data: ImageData, *, binarization: str, validation_split: float, seed: int,
             max_train_examples: Optional[int] = None, test_fraction: float = 0.1,
-            classes=None, exclude_classes=None) -> Splits:
-    """Float splits: a seeded validation split of the training images, the test set, binarized.
+            classes=None, exclude_classes=None, dequantization: str = "none") -> Splits:
+    """Float splits: a seeded validation split of the training images, the test set, binarized
+    or dequantized.
 
     dynamic binarization leaves the training images grey (the trainer draws a fresh binary
-    image each time a batch is drawn) and binarizes validation and test once, with a fixed seed.
+    image each time a batch is drawn) and binarizes validation and test once, with a fixed seed;
+    uniform dequantization likewise leaves the training images as 8-bit levels (the trainer adds
+    fresh noise to each batch) and dequantizes validation and test once, with the same seeds.
     """
     x, y = as_images(data.x_train, "training images"), data.y_train
     x_test, y_test = (as_images(data.x_test, "test images") if data.x_test is not None else None), data.y_test
@@ -292,6 +328,11 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
         originals, val_originals = as_float(test), as_float(val)
         val = binarize(val, BINARIZATION_SEED + 1)
         test = binarize(test, BINARIZATION_SEED + 2)
+    elif dequantization == "uniform":
+        require_8bit(train, "training images")
+        originals, val_originals = as_float(test), as_float(val)
+        val = dequantize(val, BINARIZATION_SEED + 1, "validation images")
+        test = dequantize(test, BINARIZATION_SEED + 2, "test images")
     else:  # the images are their own originals: the same arrays, no copies
         val, test = as_float(val), as_float(test)
         originals, val_originals = test, val
@@ -303,6 +344,7 @@ def prepare(data: ImageData, *, binarization: str, validation_split: float, seed
         test=np.ascontiguousarray(test),
         test_labels=y_test,
         binarization=binarization,
+        dequantization=dequantization,
         class_names=data.class_names,
         test_originals=np.ascontiguousarray(originals),
         validation_originals=np.ascontiguousarray(val_originals),
@@ -314,7 +356,8 @@ def load_splits(config, max_test_examples: Optional[int] = None, dataset: Option
     """The splits a Config asks for (dataset, binarization, validation split, seed).
 
     `dataset` reads another source with the same protocol; class_filter=False keeps every class
-    (anomaly scoring needs the held-out ones).
+    (anomaly scoring needs the held-out ones). A config whose --dequantize is not yet chosen gets
+    `resolve_dequantization`'s choice (`splits.dequantization` says which; fit records it).
     """
     data = load_source(dataset or config.dataset, config.data_dir)
     if not class_filter:
@@ -322,6 +365,7 @@ def load_splits(config, max_test_examples: Optional[int] = None, dataset: Option
     splits = prepare(
         data,
         binarization=config.binarization,
+        dequantization=resolve_dequantization(config.data.dequantize, config.likelihood, data.x_train),
         validation_split=config.validation_split,
         seed=config.seed,
         max_train_examples=config.max_train_examples,

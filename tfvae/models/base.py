@@ -236,13 +236,17 @@ class Family(abc.ABC):
     def draw_noise(self, batch_size: int, seed) -> dict:
         """All random numbers one training step needs for a batch, batch axis first.
 
-        `binarize` (uniforms, dynamic binarization) for every family; the family's own noise
-        (`family_noise`) from two more stateless seeds.
+        `binarize` (uniforms, dynamic binarization) or `dequantize` (uniforms, uniform
+        dequantization) for every family; the family's own noise (`family_noise`) from two more
+        stateless seeds.
         """
         seeds = tf.random.experimental.stateless_split(seed, num=3)
         noise = {}
-        if self.config.binarization == "dynamic":  # flat: elementwise work on (batch, pixels) is fastest
-            noise["binarize"] = tf.random.stateless_uniform([batch_size, math.prod(self.image_shape)], seeds[0])
+        pixels = [batch_size, math.prod(self.image_shape)]  # flat: elementwise work on (batch, pixels) is fastest
+        if self.config.binarization == "dynamic":
+            noise["binarize"] = tf.random.stateless_uniform(pixels, seeds[0])
+        elif self.config.dequantization == "uniform":
+            noise["dequantize"] = tf.random.stateless_uniform(pixels, seeds[0])
         noise.update(self.family_noise(batch_size, seeds[1], seeds[2]))
         return noise
 
@@ -262,17 +266,22 @@ class Family(abc.ABC):
     def loss(self, x, noise, schedule=None):
         """(loss per example, {metric: value per example}) on the batch x with the drawn noise.
 
-        Dynamic binarization happens here; `objective` is the family's own formula.
+        Dynamic binarization and uniform dequantization happen here; `objective` is the family's
+        own formula.
         """
         if "binarize" in noise:
             from tfvae.objectives import binarize
 
             x = binarize(x, noise["binarize"])
+        if "dequantize" in noise:
+            from tfvae.objectives import dequantize
+
+            x = dequantize(x, noise["dequantize"])
         return self.objective(x, noise, schedule if schedule is not None else self.eval_schedule())
 
     @abc.abstractmethod
     def objective(self, x, noise, schedule):
-        """The family's formula: (loss, metrics) per example on the (binarized) batch x."""
+        """The family's formula: (loss, metrics) per example on the (binarized or dequantized) batch x."""
 
     # ------------------------------------------------------------------ using a model
     @abc.abstractmethod
@@ -437,6 +446,13 @@ class Autoencoder(Family):
     metric_names = ("loss", "reconstruction")
     score_description = "reconstruction loss"
 
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.likelihood == "logistic":
+            raise ConfigError(f"--likelihood logistic is a likelihood of the variational models; --model {config.model} "
+                              "minimises a reconstruction loss: use --likelihood bernoulli (cross-entropy) or gaussian "
+                              "(squared error)")
+
     def make_likelihood(self):
         from tfvae.probability import Likelihood
 
@@ -473,9 +489,10 @@ class Variational(Family):
     """
 
     options = (
-        Option("gaussian_variance", "pixel", "Gaussian p(x|z): a learned scale per pixel, one per image, "
-               "or fixed.", choices=("pixel", "image", "fixed")),
-        Option("gaussian_scale", 0.1, "the fixed Gaussian standard deviation."),
+        Option("gaussian_variance", "pixel", "Gaussian or logistic p(x|z): a learned scale per pixel, one per "
+               "image, or fixed.", choices=("pixel", "image", "fixed")),
+        Option("gaussian_scale", 0.1, "the fixed scale of --gaussian-variance fixed (the Gaussian's standard "
+               "deviation, the logistic's scale)."),
         Option("min_scale", 1e-3, "floor of every learned standard deviation."),
         Option("prior", "normal", "p(z): N(0, I), a learned mixture of Gaussians, the VampPrior (a mixture "
                "of the posteriors of learned pseudo-inputs), or class: a learned Gaussian per class, p(z|y) "
@@ -510,7 +527,7 @@ class Variational(Family):
     @classmethod
     def unused_options(cls, config) -> set:
         unused = set()
-        if config.likelihood != "gaussian":
+        if config.likelihood == "bernoulli":
             unused |= {"gaussian_variance", "gaussian_scale"}
         elif config.gaussian_variance != "fixed":
             unused.add("gaussian_scale")
@@ -520,9 +537,9 @@ class Variational(Family):
     @classmethod
     def check_given(cls, config, given) -> None:
         for name in ("gaussian_variance", "gaussian_scale"):
-            if name in given and config.likelihood != "gaussian":
-                raise ConfigError(f"--{name.replace('_', '-')} applies to --likelihood gaussian; drop it or "
-                                  "change the likelihood")
+            if name in given and config.likelihood == "bernoulli":
+                raise ConfigError(f"--{name.replace('_', '-')} applies to --likelihood gaussian or logistic; drop "
+                                  "it or change the likelihood")
         if "prior_components" in given and config.prior in ("normal", "class"):
             has = "N(0, I) has none" if config.prior == "normal" else "--prior class has one per class"
             raise ConfigError(f"--prior-components is the size of --prior mog or vamp; {has}: drop it "

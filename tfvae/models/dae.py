@@ -24,6 +24,7 @@ class DenoisingAE(Autoencoder):
 
     @classmethod
     def check_config(cls, config) -> None:
+        super().check_config(config)
         if config.noise == "masking" and not config.noise_level < 1:
             raise ConfigError(
                 f"--noise masking drops each input with probability --noise-level, which must be "

@@ -197,7 +197,8 @@ class Trainer:
     # ------------------------------------------------------------------ held-out metrics
     def _eval_batch(self, x, seed, y=None):
         noise = self.model.draw_noise(tf.shape(x)[0], seed)
-        noise.pop("binarize", None)  # evaluation sets are binarized once, with a fixed seed
+        noise.pop("binarize", None)  # evaluation sets are binarized or dequantized once, with a fixed seed
+        noise.pop("dequantize", None)
         _, metrics = self.model.given(y).loss(x, noise, self.model.eval_schedule())
         return {k: tf.reduce_sum(metrics[k]) for k in self.metric_names}
 
