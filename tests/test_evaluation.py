@@ -120,8 +120,8 @@ def test_evaluation_reads_8_bit_images_as_pixels_in_0_1(runs):
 
 
 def test_a_learned_scale_at_its_floor_is_reported_as_such(tmp_path):
-    """Images of exact zeros and ones: the learned Gaussian scale falls to --min-scale on the black
-    pixels, and evaluate says on how many, beside the density (meaningless once it is most)."""
+    """Images of exact zeros and ones, not dequantized: the learned Gaussian scale falls to
+    --min-scale on the black pixels, and evaluate says on how many, beside the density (meaningless once it is most)."""
     import tfvae
     from tfvae.evaluation import evaluate, format_report
 
@@ -131,7 +131,7 @@ def test_a_learned_scale_at_its_floor_is_reported_as_such(tmp_path):
     x = np.where(x == 255, 255, 0).astype(np.uint8)  # no background noise: most pixels exactly 0
     np.savez(tmp_path / "bars.npz", x_train=x[:500], y_train=y[:500], x_test=x[500:], y_test=y[500:])
     result = tfvae.fit(f"npz:{tmp_path / 'bars.npz'}", out=str(tmp_path / "run"), likelihood="gaussian",
-                       min_scale=0.05, hidden="32", latent_dim=2, epochs=8, batch_size=32, learning_rate=0.01,
+                       dequantize="none", min_scale=0.05, hidden="32", latent_dim=2, epochs=8, batch_size=32, learning_rate=0.01,
                        progress=False)
     trained = tfvae.load(result.run_dir)
     report = evaluate(trained, k=20, max_test_examples=50)

@@ -272,12 +272,13 @@ def dequantize(x: np.ndarray, seed: int, where: str = "images") -> np.ndarray:
     return ((levels + u) / 256.0).astype(np.float32)
 
 
-def resolve_dequantization(dequantize: Optional[str], likelihood: str, x: np.ndarray) -> str:
+def resolve_dequantization(dequantize: Optional[str], likelihood: str, binarization: str, x: np.ndarray) -> str:
     """The dequantization in effect: the one given, else uniform for a Gaussian likelihood on
-    8-bit images (a density on the levels themselves would grow without bound) and none otherwise."""
+    8-bit images that are not binarized (a density on the levels themselves would grow without
+    bound) and none otherwise."""
     if dequantize is not None:
         return dequantize
-    return "uniform" if likelihood == "gaussian" and is_8bit(x) else "none"
+    return "uniform" if likelihood == "gaussian" and binarization == "none" and is_8bit(x) else "none"
 
 
 def prepare(data: ImageData, *, binarization: str, validation_split: float, seed: int,
@@ -365,7 +366,8 @@ def load_splits(config, max_test_examples: Optional[int] = None, dataset: Option
     splits = prepare(
         data,
         binarization=config.binarization,
-        dequantization=resolve_dequantization(config.data.dequantize, config.likelihood, data.x_train),
+        dequantization=resolve_dequantization(config.data.dequantize, config.likelihood, config.binarization,
+                                              data.x_train),
         validation_split=config.validation_split,
         seed=config.seed,
         max_train_examples=config.max_train_examples,
