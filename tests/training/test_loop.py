@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from tfvae.errors import RunDirError, TrainingError
+from tfvae.errors import TrainingError
 from tfvae.rundir import RunDir
 
 from conftest import SMALL
@@ -27,7 +27,6 @@ def test_run_directory_contents(bars_npz, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2]
     for key in ("loss", "log_px_z", "kl", "elbo", "val_elbo", "images_per_sec"):
         assert key in rows[-1]
-    assert rows[-1]["elbo"] == pytest.approx(rows[-1]["log_px_z"] - rows[-1]["kl"], rel=1e-4)
     assert os.path.isfile(run.model_path)
     assert sorted(os.listdir(run.images_dir)) == ["epoch_0001.png", "epoch_0002.png"]
     with open(os.path.join(run.images_dir, "epoch_0002.png"), "rb") as f:
@@ -81,12 +80,6 @@ def test_resumed_run_ends_with_the_same_weights(bars_npz, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     straight = RunDir(str(tmp_path / "straight")).read_metrics()
     assert rows[-1]["loss"] == pytest.approx(straight[-1]["loss"], rel=1e-6)
-
-
-def test_resume_refuses_another_configuration(bars_npz, tmp_path):
-    tfvae.fit(bars_npz, out=str(tmp_path / "r"), progress=False, **SMALL)
-    with pytest.raises(RunDirError, match="--latent-dim 4, not 8"):
-        tfvae.fit(out=str(tmp_path / "r"), resume=True, progress=False, latent_dim=8)
 
 
 def test_nan_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(bars_npz, tmp_path):
