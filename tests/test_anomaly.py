@@ -17,8 +17,76 @@ def test_roc_auc_and_threshold():
     assert roc_auc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
     t = best_threshold(np.array([1.0, 2.0, 3.0, 10.0, 11.0]), np.array([False, False, False, True, True]))
     assert 3.0 <= t < 10.0
+    assert roc_auc([1, 2, 3, 4], [0, 0, 1, 1]) == 1.0  # 0/1 labels read as booleans
+    assert roc_auc([3, 1, 2], [True, False, False]) == 1.0  # one anomaly
+    for one_kind in ([True, True], [False, False]):
+        with pytest.raises(ValueError, match="needs both anomalies and normal examples"):
+            roc_auc([1.0, 2.0], one_kind)
+    # a single anomaly or a single normal image: TPR and FPR are fractions of one
+    assert best_threshold([1, 3, 4, 5, 6, 7], [False, True, False, False, False, False]) == 1.0
+    assert best_threshold([1, 2, 3, 6, 5], [True, True, True, True, False]) == 5.0
+    assert best_threshold([1, 2, 3, 6, 5], [1, 1, 1, 1, 0]) == 5.0
 
 
+def _scores_with_ties(seed, n=60):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 12, n).astype(np.float64) / 4, rng.random(n) < 0.3  # many ties
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_auc_is_the_fraction_of_anomaly_normal_pairs_ranked_right(seed):
+    """Against the definition, pair by pair: P(s_anomaly > s_normal) + P(equal) / 2."""
+    score, positive = _scores_with_ties(seed)
+    diff = score[positive][:, None] - score[~positive][None, :]
+    assert roc_auc(score, positive) == pytest.approx(np.mean((diff > 0) + 0.5 * (diff == 0)), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_threshold_maximises_tpr_minus_fpr_and_the_counts_are_the_confusion_matrix(seed):
+    from tfvae.anomaly import classification
+
+    score, positive = _scores_with_ties(seed)
+
+    def youden(t):
+        flagged = score > t
+        return flagged[positive].mean() - flagged[~positive].mean()
+
+    best = max(youden(t) for t in np.concatenate([[score.min() - 1], score]))
+    t = best_threshold(score, positive)
+    assert youden(t) == pytest.approx(best, abs=1e-12) and t in set(score) | {score.min() - 1}
+    c = classification(score, positive, t)
+    flagged = score > t
+    tp, fp = np.sum(flagged & positive), np.sum(flagged & ~positive)
+    fn, tn = np.sum(~flagged & positive), np.sum(~flagged & ~positive)
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    assert c == pytest.approx({"accuracy": (tp + tn) / len(score), "precision": precision, "recall": recall,
+                               "f1": 2 * precision * recall / (precision + recall),
+                               "false_positive_rate": fp / (fp + tn)}, abs=1e-12)
+    none = classification(score, positive, score.max())  # nothing flagged
+    assert none == {"accuracy": np.mean(~positive), "precision": 0.0, "recall": 0.0, "f1": 0.0,
+                    "false_positive_rate": 0.0}
+    assert classification(score, np.zeros_like(positive), t)["recall"] == 0.0
+
+
+def test_the_score_is_minus_the_elbo_and_the_autoencoders_reconstruction_loss():
+    """Against independent values: the PPCA model's ELBO in closed form (analytic_elbo), and the
+    summed cross-entropy of an autoencoder's logits (numpy)."""
+    from tfvae.anomaly import scores
+
+    from conftest import analytic_elbo, bce, exact_posterior_encoder, family_images, family_model, ppca, \
+        ppca_data, ppca_model
+
+    w, b = ppca()
+    x, _ = ppca_data(w, b, n=20)
+    worse = exact_posterior_encoder(w, b, shift=0.3, scale_factor=1.5)  # a gap between ELBO and log p(x)
+    s = scores(ppca_model(w, b, shift=0.3, scale_factor=1.5), x, samples=4000, batch_size=16)
+    np.testing.assert_allclose(s, -analytic_elbo(worse, w, b, x), atol=0.15)
+    assert len(scores(ppca_model(w, b), x[:0])) == 0
+
+    ae = family_model(model="ae")
+    images = family_images(n=7, binary=True)
+    logits = ae.decoder(ae.encoder(images)["code"])["logits"].numpy()
+    np.testing.assert_allclose(scores(ae, images, batch_size=3), bce(images, logits), rtol=1e-5)
 
 
 def test_score_command_writes_one_score_per_image(capsys, tmp_path, runs):

@@ -175,6 +175,48 @@ def test_uniform_dequantization_spreads_each_level_over_its_bin_once_for_evaluat
         dequantize(np.full((2, 3, 3, 1), 0.3, np.float32), 0, "test images")
 
 
+def test_8_bit_levels_are_recognised_in_uint8_and_float_images():
+    from tfvae.data import dequantize, is_8bit, resolve_dequantization
+
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    assert is_8bit(levels) and is_8bit(levels.astype(np.float32) / 255) and is_8bit(levels / 255.0)
+    assert not is_8bit(np.full((1, 2, 2, 1), 0.3, np.float32))  # 76.5 / 255
+    assert not is_8bit(np.full((1, 2, 2, 1), 0.502, np.float32))  # 128.01 / 255
+    assert not is_8bit(np.full((1, 2, 2, 1), 128.5 / 255, np.float64))
+    assert not is_8bit(np.array([0.5 / 256, 1 / 255]))  # a multiple of 1/256, not of 1/255
+    x = dequantize(levels, 1, "the levels")  # uint8 in, (k + u) / 256 out
+    k = np.arange(256).reshape(1, 16, 16, 1)
+    assert x.dtype == np.float32 and np.all((x * 256 >= k) & (x * 256 < k + 1))
+    np.testing.assert_array_equal(dequantize(levels.astype(np.float32) / 255, 1), x)
+    with pytest.raises(DataError, match="^the pixels: --dequantize uniform"):
+        dequantize(np.full((1, 2, 2, 1), 0.3), 0, "the pixels")
+    # the default: uniform for a Gaussian on 8-bit images that are not binarized, else none
+    assert resolve_dequantization(None, "gaussian", "none", levels) == "uniform"
+    assert resolve_dequantization(None, "gaussian", "none", np.full((1, 2, 2, 1), 0.3)) == "none"
+    assert resolve_dequantization(None, "gaussian", "dynamic", levels) == "none"
+    assert resolve_dequantization(None, "bernoulli", "none", levels) == "none"
+    assert resolve_dequantization(None, "logistic", "none", levels) == "none"
+    assert resolve_dequantization("none", "gaussian", "none", levels) == "none"
+    assert resolve_dequantization("uniform", "bernoulli", "dynamic", levels) == "uniform"  # checked elsewhere
+
+
+def test_pixels_are_floats_in_0_1_and_binarized_with_their_intensity():
+    from tfvae.data import binarize
+
+    levels = np.array([[0, 51, 255]], np.uint8)
+    f = as_float(levels)
+    assert f.dtype == np.float32 and f.tolist() == [[0.0, np.float32(51) / np.float32(255), 1.0]]
+    same = np.array([[0.25, 0.5]], np.float32)
+    assert as_float(same) is same  # floats pass through without a copy
+    assert as_float(np.array([[0.5]], np.float64)).dtype == np.float32
+    grey = np.full((4000, 3), 0.2, np.float32)
+    b = binarize(grey, 7)
+    assert b.dtype == np.float32 and set(np.unique(b)) == {0.0, 1.0} and abs(b.mean() - 0.2) < 0.01
+    np.testing.assert_array_equal(b, binarize(grey, 7))
+    assert not np.array_equal(b, binarize(grey, 8))
+    assert binarize(np.array([[0, 255]], np.uint8), 0).tolist() == [[0.0, 1.0]]
+
+
 def test_tfds_path_with_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
 

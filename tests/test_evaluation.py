@@ -39,6 +39,15 @@ def test_log_px_does_not_depend_on_chunk_or_batch_size_and_is_seeded():
                                    rtol=0, atol=1e-4)
     np.testing.assert_array_equal(log_likelihood(model, x, k=450, seed=3), ref)
     assert not np.allclose(log_likelihood(model, x, k=450, seed=4), ref, atol=1e-4)
+    # image j's samples depend on its index in the whole set: a slice evaluated apart agrees
+    np.testing.assert_allclose(log_likelihood(model, x[9:], k=450, seed=3, first_index=9), ref[9:], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(log_likelihood(model, x, k=450), log_likelihood(model, x, k=450, seed=0, first_index=0),
+                               rtol=0, atol=1e-4)
+    # k = 1 is a one-sample ELBO; k outside 1..10^8 is refused
+    assert log_likelihood(model, x[:2], k=1).shape == (2,)
+    for bad in (0, 10**8 + 1):
+        with pytest.raises(ValueError, match=f"k must be between 1 and 10\\^8 importance samples, got {bad}"):
+            log_likelihood(model, x[:2], k=bad)
 
 
 def test_xla_conv_steps_are_bounded_and_give_the_same_estimate(monkeypatch):
@@ -214,3 +223,91 @@ def test_bits_per_dimension_of_the_discretized_logistic_is_the_levels_probabilit
     assert report["metrics"]["log_likelihood"] == pytest.approx(log_px.mean(), rel=1e-5)
     assert report["metrics"]["bits_per_dim"] == pytest.approx(-log_px.mean() / (d * math.log(2)), rel=1e-5)
     assert "8-bit levels as they are" in text and "discretized logistic's probability" in text
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "given the labels"])
+def test_scale_at_floor_counts_the_decoded_scales_within_1_percent_of_the_floor(conditional):
+    """Against the decoder's own scales, batch by batch (and each image decoded with its label);
+    None where no scale is learned."""
+    import tensorflow as tf
+
+    from tfvae.evaluation import scale_at_floor
+
+    from conftest import family_images, family_model
+
+    extra = {"condition": "label", "label_classes": 3} if conditional else {}
+    m = family_model(model="vae", likelihood="gaussian", gaussian_variance="pixel", min_scale=0.6, **extra)
+    x = family_images(n=7)
+    for v in m.decoder.weights:  # a third of the pixels' scales pushed to the floor
+        if v.path == "raw_scale_dense/bias":
+            v.assign(np.tile([-9.0, 0.0, 0.0], 12).astype(np.float32))
+        if v.path == "raw_scale_dense/kernel":
+            v.assign(v.numpy() * 3)
+    labels = np.array([0, 1, 2, 2, 1, 0, 1]) if conditional else None
+
+    def at_floor(labels):
+        view = m.given(tf.constant(labels)) if conditional else m
+        scale = view.decode(view.encode(tf.constant(x))).distribution.scale.numpy()
+        return np.mean(np.broadcast_to(scale, x.shape) <= 0.6 * 1.01)
+
+    for y in [labels] + ([(labels + 1) % 3] if conditional else []):
+        want = at_floor(y)
+        assert 0 < want < 1
+        assert scale_at_floor(m, x, labels=y, batch_size=3) == pytest.approx(want)
+    for no_scale in (dict(likelihood="bernoulli"), dict(likelihood="gaussian", gaussian_variance="fixed"),
+                     dict(likelihood="logistic", gaussian_variance="fixed")):
+        assert scale_at_floor(family_model(model="vae", **no_scale, **extra), x, labels=labels) is None
+
+
+def test_the_terms_of_a_conditional_model_are_conditioned_on_each_images_label():
+    """Each image's terms, batch by batch, equal those of the model bound to that image's label
+    alone, and the defaults are one seeded draw (seed 0, L = 1); a conditional model refuses to
+    be evaluated without labels."""
+    import tensorflow as tf
+
+    from tfvae.errors import ConfigError
+    from tfvae.evaluation import per_image_terms
+
+    from conftest import family_images, family_model
+
+    m = family_model(model="vae", condition="label", label_classes=3)
+    x, y = family_images(n=5, binary=True), np.array([2, 0, 1, 1, 2])
+    terms = per_image_terms(m, x, labels=y, batch_size=2)
+    assert terms["elbo"].dtype == np.float64 and terms["elbo"].shape == (5,)
+    np.testing.assert_array_equal(terms["elbo"], per_image_terms(m, x, seed=0, batch_size=2, samples=1, labels=y)["elbo"])
+    assert not np.allclose(terms["elbo"], per_image_terms(m, x, labels=(y + 1) % 3, batch_size=2)["elbo"])
+    # one image at a time with its own label, 10,000 draws: the same expectation
+    for i in (0, 2):
+        alone = per_image_terms(m, x[i:i + 1], labels=y[i:i + 1], samples=10_000)
+        means = bound_metrics(m, x, labels=y, samples=10_000)
+        assert alone["log_px_z"][0] == pytest.approx(per_image_terms(m, x, labels=y, samples=10_000)["log_px_z"][i],
+                                                     abs=0.2)
+        assert alone["kl"][0] == pytest.approx(terms["kl"][i], rel=1e-5)  # closed form: no noise
+    np.testing.assert_allclose(means["kl"], terms["kl"].mean(), rtol=1e-5)
+    n, variance = active_units(m, x, labels=y, batch_size=2)
+    by_hand = np.concatenate([m.given(tf.constant(y[a:a + 2])).encode(tf.constant(x[a:a + 2])).numpy()
+                              for a in (0, 2, 4)]).astype(np.float64).var(axis=0)
+    np.testing.assert_allclose(variance, by_hand, rtol=1e-6)
+    assert n == int(np.sum(by_hand > 0.01))
+    for call in (lambda: per_image_terms(m, x), lambda: active_units(m, x), lambda: bound_metrics(m, x)):
+        with pytest.raises(ConfigError, match="conditioned on the label"):
+            call()
+
+
+def test_active_units_per_layer_are_the_variances_of_each_layers_posterior_means():
+    import tensorflow as tf
+
+    from tfvae.evaluation import active_units_per_layer
+
+    from conftest import family_images, family_model
+
+    m = family_model(model="hvae")
+    x = family_images(n=9)
+    levels = m.encode_levels(tf.constant(x))
+    out = active_units_per_layer(m, x, batch_size=4, threshold=1e-4)
+    assert sorted(out) == sorted(levels) and len(out) == 2
+    for name, (n, variance) in out.items():
+        by_hand = levels[name].numpy().astype(np.float64).var(axis=0)
+        np.testing.assert_allclose(variance, by_hand, rtol=1e-4, atol=1e-9)
+        assert variance.shape == (levels[name].shape[1],) and n == int(np.sum(by_hand > 1e-4)) and n > 0
+    assert active_units_per_layer(family_model(model="vae"), x) == {}  # one stochastic layer

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfvae import objectives
 from tfvae.probability import Likelihood, StandardNormal
 
-from conftest import K_LAT, S, analytic_elbo, exact_posterior_encoder, linear_decoder, ppca, ppca_data
+from conftest import D, K_LAT, S, analytic_elbo, exact_posterior_encoder, linear_decoder, ppca, ppca_data
 
 PRIOR = StandardNormal(K_LAT)
 
@@ -129,3 +129,49 @@ def test_a_dequantized_run_trains_on_k_plus_u_over_256():
     got, _ = model.loss(x, noise)
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
     assert np.all(np.abs(got.numpy() - raw.loss(x, rest)[0].numpy()) > 1e-3)
+
+
+class InTraining:
+    """A network whose output `key` is multiplied by `factor` when it is called in training mode:
+    what a dropout or batch-normalization layer changes between training and inference, made
+    deterministic."""
+
+    def __init__(self, net, key, factor=1.5):
+        self.net, self.key, self.factor = net, key, factor
+
+    def __call__(self, x, training=None):
+        out = dict(self.net(x, training=False))
+        if training is True:
+            out[self.key] = out[self.key] * self.factor
+        return out
+
+
+def test_the_networks_run_in_training_mode_when_training_and_in_inference_mode_when_evaluating():
+    w, b = ppca()
+    x, _ = ppca_data(w, b, n=8)
+    x = tf.constant(x)
+    enc, dec = exact_posterior_encoder(w, b), linear_decoder(w, b)
+    lik = Likelihood("gaussian", "fixed", S)
+    eps = tf.random.stateless_normal([8, 2, K_LAT], [0, 1])
+    bounds = {
+        "elbo": lambda e, d, **t: objectives.elbo(e, d, lik, PRIOR, x, eps, **t)["elbo"],
+        "log_w": lambda e, d, **t: objectives.log_importance_weights(e, d, lik, PRIOR, x, eps, **t)[0],
+        "score": lambda e, d, **t: objectives.score_function_surrogate(e, d, lik, PRIOR, x, eps, **t)[0]["elbo"],
+        "decode": lambda e, d, **t: objectives.decode_samples(d, lik, x, enc(x)["loc"][:, None], **t),
+    }
+    for name, f in bounds.items():
+        inference = f(enc, dec, training=False).numpy()
+        for nets in [(InTraining(enc, "loc"), dec), (enc, InTraining(dec, "loc"))]:
+            if name == "decode" and nets[1] is dec:
+                continue
+            np.testing.assert_array_equal(f(*nets, training=False).numpy(), inference, err_msg=name)
+            training = f(*nets).numpy()  # the default is training
+            assert np.all(np.abs(training - inference) > 1e-3), name
+            np.testing.assert_array_equal(f(*nets, training=True).numpy(), training, err_msg=name)
+
+    # the contractive penalty is a training loss: its encoder runs in training mode
+    weights = tf.constant(np.random.default_rng(0).normal(size=(D, 4)), tf.float32)
+    code = lambda x, training=None: {"code": tf.tanh(tf.reshape(x, [len(x), -1]) @ weights)}  # noqa: E731
+    plain, _ = objectives.contractive_penalty(code, x)
+    doubled, _ = objectives.contractive_penalty(InTraining(code, "code", 2.0), x)
+    np.testing.assert_allclose(doubled.numpy(), 4 * plain.numpy(), rtol=1e-5)

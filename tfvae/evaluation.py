@@ -43,6 +43,8 @@ def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int
     labels, for a conditional model (the terms are then conditioned on them).
     """
     x = as_float(x)  # uint8 training images are 0..255
+    if labels is None:
+        model.given(None)  # a conditional model refuses here, in one line, not inside the traced step
 
     @tf.function(reduce_retracing=True)
     def step(xb, s, yb):

@@ -45,6 +45,11 @@ def test_the_vampprior_is_the_mean_of_the_posteriors_at_its_pseudo_inputs():
     np.testing.assert_allclose(mix["weights"], np.full(7, 1 / 7), rtol=1e-6)
     np.testing.assert_allclose(mix["loc"], loc, rtol=1e-6)
     np.testing.assert_allclose(mix["scale"], scale, rtol=1e-6)
+    assert {a.dtype for a in mix.values()} == {np.dtype(np.float32)}  # as the exported graphs take them
+    assert m.prior.description == "a VampPrior of 7 pseudo-inputs"
+    mog = family_model(model="vae", prior="mog", prior_components=4).prior
+    assert mog.description == "a learned mixture of 4 Gaussians"
+    assert {a.dtype for a in mog.mixture().values()} == {np.dtype(np.float32)}
 
 
 def test_pseudo_inputs_start_as_training_images_or_as_noise():
@@ -58,6 +63,13 @@ def test_pseudo_inputs_start_as_training_images_or_as_noise():
     residual = u - images[nearest]
     assert 0.005 < residual.std() < 0.015 and np.abs(residual).max() < 0.06
     np.testing.assert_array_equal(u, _vamp().prior.layer["pseudo_inputs"].numpy())  # a function of the seed
+    # as many pseudo-inputs as images: each image once; more: images repeat
+    for n, distinct in ((7, 7), (4, 4)):
+        few = family_model(model="vae", prior="vamp", prior_components=7)
+        few.initialize(images[:n], seed=11)
+        v = few.prior.layer["pseudo_inputs"].numpy()
+        nearest = [int(np.argmin(np.abs(images[:n] - p).reshape(n, -1).max(axis=1))) for p in v]
+        assert len(set(nearest)) == distinct and np.abs(v - images[:n][nearest]).max() < 0.06
     noise = family_model(model="vae", prior="vamp", prior_components=7, prior_init="noise")
     noise.initialize(images, seed=11)
     v = noise.prior.layer["pseudo_inputs"].numpy()

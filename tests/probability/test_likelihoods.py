@@ -10,6 +10,15 @@ import tensorflow as tf
 from tfvae.probability import Likelihood
 
 
+@pytest.fixture(autouse=True)
+def fresh_distribution_classes(monkeypatch):
+    """The discretized logistic's tfd class is made on first use and kept: each test here makes it
+    afresh, so that none depends on what an earlier test made."""
+    from tfvae.probability import likelihoods
+
+    monkeypatch.setattr(likelihoods, "_DISCRETIZED_LOGISTIC", None)
+
+
 def test_bernoulli_log_likelihood_is_summed_cross_entropy():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(4, 5, 5, 1)).astype(np.float32) * 3
@@ -19,6 +28,8 @@ def test_bernoulli_log_likelihood_is_summed_cross_entropy():
     lik = Likelihood("bernoulli")
     np.testing.assert_allclose(-lik.distribution({"logits": logits}).log_prob(x).numpy(), course, rtol=1e-5)
     np.testing.assert_allclose(lik.reconstruction_loss({"logits": logits}, x).numpy(), course, rtol=1e-5)
+    draws = lik.distribution({"logits": logits}).sample(seed=tf.constant([1, 2]))
+    assert draws.dtype == tf.float32 and draws.shape == (4, 5, 5, 1)  # images, as the pictures take them
 
 
 def test_no_nan_for_pixels_exactly_zero_or_one_and_extreme_logits():
