@@ -213,6 +213,8 @@ def main(argv=None) -> None:
                    help="run more modules in the existing copy, keeping the verdicts it has")
     p.add_argument("--survivors", action="store_true",
                    help="copy today's tests over the last run and rerun only the mutants it did not kill")
+    p.add_argument("--also", nargs="*", default=[],
+                   help="with --survivors: mutants to rerun as well (globs; e.g. those of a function changed since)")
     a = p.parse_args(argv)
     try:
         import mutmut  # noqa: F401
@@ -222,6 +224,7 @@ def main(argv=None) -> None:
         names = mutant_globs(a.only)
         if a.survivors:
             names = sorted(k for k, s in collect(a.scratch, a.only).items() if s not in ("killed", "timeout"))
+            names += a.also
             if not names:
                 raise SystemExit("every mutant of the last run was killed")
             print(f"rerunning the {len(names)} mutants the last run did not kill, with today's tests")

@@ -66,6 +66,13 @@ def test_the_threshold_maximises_tpr_minus_fpr_and_the_counts_are_the_confusion_
     assert none == {"accuracy": np.mean(~positive), "precision": 0.0, "recall": 0.0, "f1": 0.0,
                     "false_positive_rate": 0.0}
     assert classification(score, np.zeros_like(positive), t)["recall"] == 0.0
+    # as many false alarms as hits, and as many misses: precision = recall = F1 = FPR = 1/2
+    half = classification([1, 2, 3, 4], [False, True, False, True], 2.5)
+    assert half == {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.5, "false_positive_rate": 0.5}
+    # no normal images at all: no false-positive rate to speak of; one image
+    assert classification([1, 2], [True, True], 1.5)["false_positive_rate"] == 0.0
+    assert classification([3.0], [True], 1.0)["accuracy"] == 1.0
+    assert best_threshold([1, 2], [True, True]) == 0.0  # flag everything: below the lowest score
 
 
 def test_the_score_is_minus_the_elbo_and_the_autoencoders_reconstruction_loss():
@@ -82,6 +89,15 @@ def test_the_score_is_minus_the_elbo_and_the_autoencoders_reconstruction_loss():
     s = scores(ppca_model(w, b, shift=0.3, scale_factor=1.5), x, samples=4000, batch_size=16)
     np.testing.assert_allclose(s, -analytic_elbo(worse, w, b, x), atol=0.15)
     assert len(scores(ppca_model(w, b), x[:0])) == 0
+
+    # a conditional model's score is given each image's label: -ELBO(x | y)
+    from tfvae.evaluation import per_image_terms
+
+    cond = family_model(model="vae", condition="label", label_classes=3)
+    images, y = family_images(n=5, binary=True), np.array([2, 0, 1, 1, 2])
+    np.testing.assert_array_equal(scores(cond, images, labels=y, batch_size=2),
+                                  -per_image_terms(cond, images, labels=y, batch_size=2)["elbo"])
+    np.testing.assert_array_equal(scores(cond, images, labels=y), scores(cond, images, seed=0, samples=1, labels=y))
 
     ae = family_model(model="ae")
     images = family_images(n=7, binary=True)

@@ -45,6 +45,22 @@ def test_log_px_does_not_depend_on_chunk_or_batch_size_and_is_seeded():
                                rtol=0, atol=1e-4)
     # k = 1 is a one-sample ELBO; k outside 1..10^8 is refused
     assert log_likelihood(model, x[:2], k=1).shape == (2,)
+    assert log_likelihood(model, x[:0], k=10**8).shape == (0,)
+    assert log_likelihood(model, x, k=5000).dtype == np.float64
+
+    class Progress:  # what the command's progress bar is told: images done so far
+        def start(self, what, total, unit):
+            self.started, self.seen = (what, total, unit), []
+
+        def update(self, done):
+            self.seen.append(done)
+
+        def finish(self, done):
+            self.seen.append(("finished", done))
+
+    bar = Progress()
+    log_likelihood(model, x, k=100, batch_size=5, progress=bar)
+    assert bar.started == ("log p(x)", 23, "image") and bar.seen == [5, 10, 15, 20, 23, ("finished", 23)]
     for bad in (0, 10**8 + 1):
         with pytest.raises(ValueError, match=f"k must be between 1 and 10\\^8 importance samples, got {bad}"):
             log_likelihood(model, x[:2], k=bad)
@@ -284,6 +300,9 @@ def test_the_terms_of_a_conditional_model_are_conditioned_on_each_images_label()
                                                      abs=0.2)
         assert alone["kl"][0] == pytest.approx(terms["kl"][i], rel=1e-5)  # closed form: no noise
     np.testing.assert_allclose(means["kl"], terms["kl"].mean(), rtol=1e-5)
+    ll = log_likelihood(m, x, k=500, labels=y, batch_size=2)  # log p(x | y), above the ELBO given y
+    assert np.all(ll > per_image_terms(m, x, labels=y, samples=2000)["elbo"] - 0.05)
+    assert not np.allclose(ll, log_likelihood(m, x, k=500, labels=(y + 1) % 3, batch_size=2))
     n, variance = active_units(m, x, labels=y, batch_size=2)
     by_hand = np.concatenate([m.given(tf.constant(y[a:a + 2])).encode(tf.constant(x[a:a + 2])).numpy()
                               for a in (0, 2, 4)]).astype(np.float64).var(axis=0)

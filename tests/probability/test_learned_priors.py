@@ -50,6 +50,13 @@ def test_the_vampprior_is_the_mean_of_the_posteriors_at_its_pseudo_inputs():
     mog = family_model(model="vae", prior="mog", prior_components=4).prior
     assert mog.description == "a learned mixture of 4 Gaussians"
     assert {a.dtype for a in mog.mixture().values()} == {np.dtype(np.float32)}
+    assert m.prior.layer.name == mog.layer.name == "prior"  # the name the saved files key its variables by
+    from tfvae.probability.priors import MixtureOfGaussians
+
+    assert MixtureOfGaussians(3, 4, layer=mog.layer).layer is mog.layer  # a loaded model's layer is kept
+    wide = MixtureOfGaussians(4, 500)
+    wide.layer.build(None)
+    assert 0.93 < np.std(wide.components()[1].numpy()) < 1.07  # the means start at N(0, 1) draws
 
 
 def test_pseudo_inputs_start_as_training_images_or_as_noise():

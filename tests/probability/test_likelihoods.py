@@ -165,6 +165,7 @@ def test_discretized_logistic_samples_are_levels_drawn_with_their_probabilities(
 
     loc, scale = np.float32([0.02, 0.5, 0.9]), np.float32([0.01, 0.003, 0.05])
     d = DiscretizedLogistic(np.tile(loc, (20000, 1)), np.tile(scale, (20000, 1)))
+    np.testing.assert_array_equal(d.sample(seed=tf.constant([3, 4])), d.sample(seed=tf.constant([3, 4])))
     draws = d.sample(seed=(3, 4)).numpy()
     assert draws.shape == (20000, 3) and np.all((draws >= 0) & (draws <= 1))
     k = np.round(draws * 255.0)

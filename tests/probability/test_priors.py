@@ -168,6 +168,8 @@ def test_the_class_prior_starts_near_zero_with_unit_scales_and_equal_weights():
     np.testing.assert_array_equal(log_w, np.zeros(200))
     assert len(prior.trainable_variables) == 2  # no weights to learn: the classes weigh the same
     assert prior.description == "a learned Gaussian per class (200 classes)"
+    assert prior.layer.name == "prior"  # the name the saved files key its variables by
+    assert ClassPrior(4, 200, layer=prior.layer).layer is prior.layer  # a loaded model's layer is kept
     assert prior.given(tf.constant([3])).description == "N(mu_y, sigma_y^2) of 200 classes"
 
 
