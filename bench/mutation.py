@@ -81,6 +81,56 @@ TESTS = [
 # annotations of types.
 SKIP_LINES = [r"^\s*raise \w+", r"^\s*from ", r"^\s*import "]
 
+# Survivors that cannot change a reported number, by what the mutation touches (a regular
+# expression searched in the mutant's diff) and why. The report sorts the survivors into these
+# and the rest, which are missing tests.
+EQUIVALENT = [
+    (r"training=(None|False|True)|training\)|, \)\[.code.\]|z, (None)?\)|^-def \w+\(.*training=True|xb, eps, \)",
+     "the training flag: no layer tfvae builds (dense, convolutions, gates) acts differently in training"),
+    (r"astype\(None\)|asarray\(\w+, (None)?\)|empty\(.*, (None)?\)|array\(\[.*\], (None)?\)|ones\(.*, (None)?\)|"
+     r"zeros\(.*, (None)?\)|dtype=None|, \)\)\.numpy|convert_to_tensor\(\w+, (None)?\)|tf\.int32\)|"
+     r"tf\.constant\(\[seed, i\], (None)?\)|tf\.constant\(labels\[a:b\], (None)?\)|"
+     r"tf\.constant\(\[20240, 2\], (None)?\)|TensorSpec\(|\(\[self\.k\], \)|x\.shape, \)|seeds\[0\], \)|n, \)\[0\]|"
+     r"copy=None",
+     "a dtype left to its default: numpy's float64 or the input's own dtype, which is the one asked for"),
+    (r"axis=\+1|shape\[\+1\]|\[\+1\]",
+     "axis +1 for -1 on a tensor of rank 2, where they are the same axis"),
+    (r"batch_size: int = 501|k: int = 5001|seed: int = 1|samples: int = 2|first_index: int = 1|"
+     r"where: str = \"(XX)?(images|IMAGES)(XX)?\"|init: str = \"(XXdataXX|DATA)\"|description: str = \"",
+     "a default that the callers always pass, or on which no result depends (the batch size)"),
+    (r"(noise|scaled|variance|scale|x|u|d) (>|<|<=|>=) |<= HALF_BIN|>= 1\.0 - HALF_BIN|\) <= as_float|"
+     r"<= 1e-3|>= threshold|< lik\.min_scale",
+     "a comparison changed only where two continuous values are exactly equal (probability 0, or no "
+     "8-bit level lies there)"),
+    (r"math\.log\(3\.0\)",
+     "the switch point of log1mexp: both formulas are accurate between log 2 and log 3"),
+    (r"kind=|argsort\(score, \)|i <= len\(score\)|order\[i:j \+ 2\]",
+     "ranking: ties get their average rank whatever the sort, and a rank written one past a tie is "
+     "overwritten by the next group"),
+    (r"7412|1000001|20241|\[20240, 3\]|100001|stateless_split\(.*, (3)?\)|seeds\[1\], dtype|"
+     r"loc - self\._scale|loc, k\) - |loc - self\.scale|u - self\.NOISE_STD",
+     "another seed or the mirror image of symmetric noise: the same distribution, other draws"),
+    (r"name=|parameters|validate_args|allow_nan_stats|reparameterization_type|ParameterProperties|"
+     r"TensorShape\(None\)|\"(XX)?(DiscretizedLogistic|discretizedlogistic|DISCRETIZEDLOGISTIC)|"
+     r"maxval=None|minval=1e-7, seed|uniform\(shape, maxval|maxval=1\.0 \+ 1e-7|, seed=None|maxval=1\.0 - 1e-7, \)",
+     "TFP's bookkeeping of the discretized logistic class (its name, checks and parameter table), or "
+     "the uniform's open ends, which a draw meets with probability 0"),
+    (r"jit_compile|reduce_retracing|batch_size, None, jit|total_blocks \+ first_block",
+     "how the importance sampler is compiled and chunked (a step may draw blocks it then leaves out): "
+     "the estimate does not depend on it (tested)"),
+    (r"keepdims=(None|False)|reduce_sum\(f, axis=0, \)|reduce_sum\(f, (axis=None, )?keepdims=True\) - f\) / n",
+     "the batch baseline's shape: that branch runs with L = 1, where f is (batch, 1): summing over "
+     "axis 0 or over all, (1,) or (1, 1), are the same"),
+    (r"log_q, (axis=None)?\)",
+     "the surrogate per image or its batch mean on every image: it is 0 in value and the loss is summed "
+     "over the batch, so the gradient is the same"),
+    (r"\"constant\"|reinterpreted_batch_ndims=None|Independent\(tfd\.Normal\(\w+, \w+\), \)|"
+     r"Independent\(base, \)|Independent\(tfd\.Normal\(self\.loc, self\.scale\), \)|learned_weights=None|"
+     r"reshape\(None\)",
+     "an argument whose default does the same here (Keras reads class names in any case, Independent "
+     "reinterprets all but the batch axis, a falsy flag, images already of the image shape)"),
+]
+
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 35: "suspicious",
           36: "timeout", 37: "killed", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
           -11: "segfault", -9: "segfault", None: "not checked"}
@@ -188,15 +238,28 @@ def report(scratch: str, only=None, show_diffs: bool = True) -> dict:
     print(f"{'all':36s} {total_n:8d} {total_k:7d} {sum(1 for s in results.values() if s == 'survived'):9d}"
           f" {'':6s} {total_k / total_n:7.1%}")
     survivors = sorted(k for k, s in results.items() if s not in ("killed", "timeout"))
-    rows = []
+    rows, reasons, known = [], {}, {}
+    last = os.path.join(scratch, "mutation.json")
+    if os.path.exists(last):  # the diffs of the last report (a mutant's diff never changes)
+        with open(last) as f:
+            known = {r["mutant"]: r["diff"] for r in json.load(f).get("not_killed", []) if r.get("diff")}
+    for key in survivors:
+        d = known.get(key) or (diff(scratch, key) if show_diffs else "")
+        added = " ".join(part for part in d.split(" | ") if part.startswith("+"))
+        why = next((why for pattern, why in EQUIVALENT if re.search(pattern, added)), None)
+        rows.append({"mutant": key, "status": results[key], "diff": d, "equivalent": why})
+        reasons.setdefault(why, []).append(rows[-1])
     if survivors:
         print(f"\n{len(survivors)} not killed:")
-    for key in survivors:
-        d = diff(scratch, key) if show_diffs else ""
-        rows.append({"mutant": key, "status": results[key], "diff": d})
-        print(f"  {results[key]:10s} {key}\n             {d[:300]}")
-    summary = {"score": total_k / total_n, "mutants": total_n, "killed": total_k, "by_module": by_module,
-               "not_killed": rows}
+    for why, group in sorted(reasons.items(), key=lambda t: (t[0] is None, t[0] or "")):
+        print(f"\n{len(group)} " + (f"equivalent: {why}" if why else "NOT equivalent: tests missing"))
+        for r in group:
+            print(f"  {r['status']:10s} {r['mutant']}\n             {r['diff'][:300]}")
+    equivalent = sum(len(g) for w, g in reasons.items() if w)
+    print(f"\nscore {total_k / total_n:.1%}; of the mutants not shown equivalent: "
+          f"{total_k / max(1, total_n - equivalent):.1%} ({equivalent} equivalent)")
+    summary = {"score": total_k / total_n, "mutants": total_n, "killed": total_k, "equivalent": equivalent,
+               "by_module": by_module, "not_killed": rows}
     with open(os.path.join(scratch, "mutation.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
@@ -213,6 +276,8 @@ def main(argv=None) -> None:
                    help="run more modules in the existing copy, keeping the verdicts it has")
     p.add_argument("--survivors", action="store_true",
                    help="copy today's tests over the last run and rerun only the mutants it did not kill")
+    p.add_argument("--not-equivalent", action="store_true",
+                   help="with --survivors: only those the last report did not find equivalent")
     p.add_argument("--also", nargs="*", default=[],
                    help="with --survivors: mutants to rerun as well (globs; e.g. those of a function changed since)")
     a = p.parse_args(argv)
@@ -224,6 +289,10 @@ def main(argv=None) -> None:
         names = mutant_globs(a.only)
         if a.survivors:
             names = sorted(k for k, s in collect(a.scratch, a.only).items() if s not in ("killed", "timeout"))
+            if a.not_equivalent:
+                with open(os.path.join(a.scratch, "mutation.json")) as f:
+                    equivalent = {r["mutant"] for r in json.load(f)["not_killed"] if r.get("equivalent")}
+                names = [n for n in names if n not in equivalent]
             names += a.also
             if not names:
                 raise SystemExit("every mutant of the last run was killed")

@@ -98,6 +98,7 @@ def test_the_score_is_minus_the_elbo_and_the_autoencoders_reconstruction_loss():
     np.testing.assert_array_equal(scores(cond, images, labels=y, batch_size=2),
                                   -per_image_terms(cond, images, labels=y, batch_size=2)["elbo"])
     np.testing.assert_array_equal(scores(cond, images, labels=y), scores(cond, images, seed=0, samples=1, labels=y))
+    assert not np.allclose(scores(cond, images, labels=y, seed=5), scores(cond, images, labels=y))  # seeded draws
 
     ae = family_model(model="ae")
     images = family_images(n=7, binary=True)

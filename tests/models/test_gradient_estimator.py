@@ -124,3 +124,12 @@ def test_the_encoder_gradient_is_the_leave_one_out_score_function_formula(sample
     np.testing.assert_allclose(metrics["log_px_z"], tf.reduce_mean(log_px_z, 1), rtol=1e-5)
     np.testing.assert_allclose(metrics["elbo"], tf.reduce_mean(log_px_z, 1) - kl, rtol=1e-5)
     np.testing.assert_allclose(loss, metrics["loss"], rtol=1e-6, atol=1e-4)
+    # the terms it returns are the reparameterized ELBO's, the KL per dimension (free bits) included
+    from tfvae import objectives
+
+    args = (m.encoder, m.decoder, m.likelihood, m.prior, x, noise["eps"])
+    terms, _ = objectives.score_function_surrogate(*args, posterior=m.posterior_dist)
+    same = objectives.elbo(*args, posterior=m.posterior_dist)
+    assert sorted(terms) == sorted(same)
+    for key in same:
+        np.testing.assert_allclose(terms[key], same[key], rtol=1e-6, err_msg=key)

@@ -28,6 +28,12 @@ def test_bernoulli_log_likelihood_is_summed_cross_entropy():
     lik = Likelihood("bernoulli")
     np.testing.assert_allclose(-lik.distribution({"logits": logits}).log_prob(x).numpy(), course, rtol=1e-5)
     np.testing.assert_allclose(lik.reconstruction_loss({"logits": logits}, x).numpy(), course, rtol=1e-5)
+    # the defaults are the command line's: a learned scale per pixel, 0.1 when fixed, floor 1e-3
+    from tfvae.probability import DiagonalGaussianPosterior
+
+    default = Likelihood("gaussian")
+    assert (default.variance, default.fixed_scale, default.min_scale) == ("pixel", 0.1, 1e-3)
+    assert DiagonalGaussianPosterior(4).min_scale == 1e-3
     draws = lik.distribution({"logits": logits}).sample(seed=tf.constant([1, 2]))
     assert draws.dtype == tf.float32 and draws.shape == (4, 5, 5, 1)  # images, as the pictures take them
 
