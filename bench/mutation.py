@@ -110,7 +110,7 @@ EQUIVALENT = [
     (r"7412|1000001|20241|\[20240, 3\]|100001|stateless_split\(.*, (3)?\)|seeds\[1\], dtype|"
      r"loc - self\._scale|loc, k\) - |loc - self\.scale|u - self\.NOISE_STD",
      "another seed or the mirror image of symmetric noise: the same distribution, other draws"),
-    (r"name=|parameters|validate_args|allow_nan_stats|reparameterization_type|ParameterProperties|"
+    (r"name=None|\(self, loc, scale, name=|parameters|validate_args|allow_nan_stats|reparameterization_type|ParameterProperties|"
      r"TensorShape\(None\)|\"(XX)?(DiscretizedLogistic|discretizedlogistic|DISCRETIZEDLOGISTIC)|"
      r"maxval=None|minval=1e-7, seed|uniform\(shape, maxval|maxval=1\.0 \+ 1e-7|, seed=None|maxval=1\.0 - 1e-7, \)",
      "TFP's bookkeeping of the discretized logistic class (its name, checks and parameter table), or "
