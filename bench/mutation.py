@@ -77,8 +77,7 @@ TESTS = [
           " and not training_line",
 ]
 
-# Lines not mutated: the raising of errors (their messages are text, tested elsewhere) and
-# annotations of types.
+# Lines not mutated: the raising of errors (their messages are text, tested elsewhere) and imports.
 SKIP_LINES = [r"^\s*raise \w+", r"^\s*from ", r"^\s*import "]
 
 # Survivors that cannot change a reported number, by what the mutation touches (a regular
@@ -223,7 +222,7 @@ def report(scratch: str, only=None, show_diffs: bool = True) -> dict:
         raise SystemExit(f"no mutation results under {scratch}/mutants: run bench/mutation.py first")
     by_module = {}
     for key, status in results.items():
-        mod = key.split(".x")[0].split(".xǁ")[0]
+        mod = key.split(".x")[0]  # tfvae.evaluation.x_f__mutmut_3, tfvae.m.xǁClassǁf__mutmut_1
         by_module.setdefault(mod, {}).setdefault(status, 0)
         by_module[mod][status] += 1
     print(f"{'module':36s} {'mutants':>8s} {'killed':>7s} {'survived':>9s} {'other':>6s} {'score':>7s}")

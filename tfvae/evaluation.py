@@ -34,6 +34,13 @@ AE_ROWS = {"reconstruction": "reconstruction loss",
            "reconstruction_corrupted": "reconstruction loss, corrupted input (the training loss)"}
 
 
+def _labels_given(model, labels) -> None:
+    """A conditional model without labels is refused here, eagerly, in one line: inside a traced
+    step TensorFlow would wrap the ConfigError in a traceback of its own."""
+    if labels is None:
+        model.given(None)
+
+
 def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int = 1, labels=None) -> dict:
     """Per-image terms over images x (no training-time corruption): the family's held-out terms.
 
@@ -43,8 +50,7 @@ def per_image_terms(model, x, seed: int = 0, batch_size: int = 500, samples: int
     labels, for a conditional model (the terms are then conditioned on them).
     """
     x = as_float(x)  # uint8 training images are 0..255
-    if labels is None:
-        model.given(None)  # a conditional model refuses here, in one line, not inside the traced step
+    _labels_given(model, labels)
 
     @tf.function(reduce_retracing=True)
     def step(xb, s, yb):
@@ -128,6 +134,7 @@ def log_likelihood(model, x, k: int = 5000, seed: int = 0, batch_size: int = DEF
         raise ValueError(f"log p(x) by importance sampling needs a variational model, not --model {model.name}")
     if not 1 <= k <= 10**8:
         raise ValueError(f"k must be between 1 and 10^8 importance samples, got {k}")
+    _labels_given(model, labels)
     x = as_float(x)
     n = len(x)
     latent = model.eps_dim  # the size of one importance sample's noise
