@@ -123,6 +123,8 @@ FAMILY_ROWS = [
     ("vae --condition label (fmnist-cvae)", ["-m", "vae", "--condition", "label", *RECIPE_MLP], 12000),
     ("vae --condition label --prior class", ["-m", "vae", "--condition", "label", "--prior", "class", *RECIPE_MLP],
      12000),
+    ("vae --condition label --prior vamp, K = 500 (fmnist-cvae-vamp)",
+     ["-m", "vae", "--condition", "label", "--prior", "vamp", *RECIPE_MLP], 12000),
     ("vae --prior mog, K = 500", ["-m", "vae", "--prior", "mog", "--prior-components", "500", *RECIPE_MLP], 12000),
     ("vae --prior vamp, K = 500 (fmnist-vamp)", ["-m", "vae", "--prior", "vamp", *RECIPE_MLP], 12000),
     ("hvae", ["-m", "hvae", *RECIPE_MLP], 12000),

@@ -203,6 +203,16 @@ def test_prior_samples_are_reproducible_by_seed_and_are_the_decoders_images(page
     assert abs(right.mean() - 0.75) < 0.03
     assert np.allclose(draws[right].mean(axis=0), [5, 0], atol=0.05) and np.allclose(draws[right].std(axis=0), 0.5, atol=0.03)
     assert np.allclose(draws[~right].std(axis=0), 1, atol=0.06)
+    # a VampPrior per class (component_class): the components of the draw's label, by their weights
+    draws = np.asarray(p.call(
+        "const p = t.manifest.prior, kept = {...p}; Object.assign(p, {weights: [0.1, 0.3, 0.5, 0.1], "
+        "loc: [[-20, 0], [-10, 0], [10, 0], [20, 0]], scale: [[1, 1], [1, 1], [2, 2], [2, 2]], "
+        "component_class: [0, 0, 1, 1]}); const labels = Array.from({length: 4000}, (_, i) => i < 2000 ? 0 : 1);"
+        "try { return t.drawPrior(4000, 13, labels); } finally { delete p.component_class; Object.assign(p, kept); }"))
+    zero, one = draws[:2000, 0], draws[2000:, 0]
+    assert zero.max() < 0 < one.min()  # only the label's components
+    assert abs(np.mean(zero < -15) - 0.25) < 0.03 and abs(np.mean(one < 15) - 5 / 6) < 0.03
+    assert np.allclose(one[one < 15].std(), 2, rtol=0.08)
     # a click on the grid draws the next seed
     p.driver.find_element("id", "grid").click()
     time.sleep(0.3)

@@ -87,13 +87,23 @@ def standard_normal(latent):
 def draw_prior(mixture, n, seed, labels=None):
     """n draws (float32) from a mixture of diagonal Gaussians {"weights" (K,), "loc", "scale" (K, latent)}:
     eps ~ N(0, I), then (for K > 1) a component k per draw, z = loc[k] + scale[k] * eps. A prior
-    with one component per class ("per_class": p(z|y)) takes component k = the draw's label."""
+    with one component per class ("per_class": p(z|y)) takes component k = the draw's label; one
+    whose components belong to classes ("component_class": the class of each component, a
+    VampPrior per class) draws k among the components of the draw's label, by their weights."""
     rng = np.random.default_rng(seed)
     loc = np.asarray(mixture["loc"], np.float32)
     scale = np.asarray(mixture["scale"], np.float32)
     weights = np.asarray(mixture["weights"], np.float64)
     eps = rng.standard_normal((n, loc.shape[1])).astype(np.float32)
-    if mixture.get("per_class") and labels is not None:
+    if "component_class" in mixture and labels is not None:
+        owner, labels = np.asarray(mixture["component_class"], np.int64), np.asarray(labels, np.int64)
+        k = np.empty(n, np.int64)
+        for c in np.unique(labels):
+            rows, mine = np.flatnonzero(labels == c), np.flatnonzero(owner == c)
+            if not len(mine):
+                raise ValueError(f"the prior has no component of class {c}; give a label the model was trained on")
+            k[rows] = rng.choice(mine, size=len(rows), p=weights[mine] / weights[mine].sum())
+    elif mixture.get("per_class") and labels is not None:
         k = np.asarray(labels, np.int64)
     elif len(weights) == 1:
         k = np.zeros(n, np.int64)

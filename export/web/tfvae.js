@@ -36,14 +36,21 @@ function gaussian(next) {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
 }
 
-/** n codes from the prior (a mixture of diagonal Gaussians; per class: component = label). */
+/** n codes from the prior (a mixture of diagonal Gaussians; per class: component = label; with
+ * component_class, the class of each component: a component of the label's, by weight). */
 export function drawPrior(n, seed, labels) {
   const p = state.manifest.prior, d = state.manifest.latent_dim, next = generator(seed);
   const total = p.weights.reduce((s, w) => s + w, 0);
   const codes = [];
   for (let i = 0; i < n; i++) {
     let k = 0;
-    if (p.per_class && labels) {
+    if (p.component_class && labels) {
+      const mine = [];
+      p.component_class.forEach((c, j) => { if (c === labels[i]) mine.push(j); });
+      let u = next() * mine.reduce((s, j) => s + p.weights[j], 0), t = 0;
+      while (t < mine.length - 1 && u >= p.weights[mine[t]]) { u -= p.weights[mine[t]]; t++; }
+      k = mine[t];
+    } else if (p.per_class && labels) {
       k = labels[i];
     } else if (p.weights.length > 1) {
       let u = next() * total;

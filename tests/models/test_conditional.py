@@ -49,6 +49,18 @@ def cvae(tmp_path_factory, labelled):
     return tfvae.load(str(out))
 
 
+@pytest.fixture(scope="module")
+def cvamp(tmp_path_factory, labelled):
+    """A conditional VAE with a VampPrior per class (2 pseudo-inputs of each of the 8 classes),
+    8 epochs on 3,000 bars (z = 2)."""
+    import tfvae
+
+    out = tmp_path_factory.mktemp("cruns") / "cvamp"
+    tfvae.fit(labelled[0], out=str(out), condition="label", prior="vamp", prior_components=2 * CLASSES, latent_dim=2,
+              hidden="64", epochs=8, batch_size=64, progress=False)
+    return tfvae.load(str(out))
+
+
 def test_bar_class_reads_the_label_of_real_images(labelled):
     _, x, y = labelled
     assert np.mean([bar_class(i / 255.0) == label for i, label in zip(x, y)]) == 1.0
@@ -118,6 +130,29 @@ def test_per_class_prior_is_learned_and_the_bound_holds(cvae, labelled):
     assert info["test_accuracy"] == pytest.approx(m["classifier_test_accuracy"], abs=0.02)  # seeded, again
 
 
+def test_the_per_class_vampprior_learns_each_class_and_the_bound_holds(cvamp, labelled):
+    """--prior vamp with --condition label: the pseudo-inputs of class y encode (with label y) to
+    where class y's images do; its samples are of the class asked for; the Monte Carlo ELBO is
+    below the importance-sampled log p(x|y), which the right label raises."""
+    from tfvae.evaluation import log_likelihood, per_image_terms
+
+    prior = cvamp.model.prior
+    assert type(prior).__name__ == "ClassVampPrior" and cvamp.model.kl_metric == "kl_mc"
+    u = np.clip(prior.layer["pseudo_inputs"].numpy(), 0, 1)
+    assert [bar_class(img) for img in u] == list(prior.component_class)  # each pseudo-input still draws its class
+    for label in range(CLASSES):
+        samples = cvamp.sample(40, seed=label, label=label)
+        assert np.mean([bar_class(s) == label for s in samples]) >= 0.7, label
+    splits = cvamp.splits()
+    x, y = splits.test[:100], splits.test_labels[:100].astype(np.int32)
+    elbo = per_image_terms(cvamp.model, x, labels=y, samples=50)["elbo"]
+    ll = log_likelihood(cvamp.model, x, k=200, labels=y)
+    assert elbo.mean() < ll.mean() and np.mean(elbo <= ll) >= 0.9
+    assert ll.mean() > log_likelihood(cvamp.model, x, k=200, labels=(y + 4) % CLASSES).mean() + 10
+    header = open(os.path.join(cvamp.run_dir, "metrics.csv")).readline()
+    assert "kl_mc" in header.split(",")
+
+
 def read_png(path):
     import tensorflow as tf
 
@@ -167,7 +202,8 @@ def test_errors_are_one_line(capsys, tmp_path, labelled, cvae, runs):
         (["fit", "-d", f"npz:{tmp_path / 'unlabelled.npz'}", "--condition", "label"], "needs labels"),
         (["fit", "-d", labelled[0], "--condition", "label", "--classes", "3"], "leaves one (3)"),
         (["fit", "-d", labelled[0], "--prior", "class"], "needs --condition label"),
-        (["fit", "-d", labelled[0], "--prior", "vamp", "--condition", "label"], "--prior vamp has no label"),
+        (["fit", "-d", labelled[0], "--prior", "vamp", "--condition", "label", "--prior-components", "12"],
+         "give --prior-components a multiple of 8"),
         (["fit", "-d", labelled[0], "-m", "hvae", "--condition", "label"], "not available for --model hvae"),
         (["sample", str(runs["vae2"]), "--label", "3"], "trained without --condition label"),
         (["analogies", str(runs["vae2"])], "needs a conditional run"),
@@ -181,11 +217,12 @@ def test_errors_are_one_line(capsys, tmp_path, labelled, cvae, runs):
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.png")
 
 
-def test_resumed_conditional_run_is_bit_identical(tmp_path, labelled):
+@pytest.mark.parametrize("prior", ["class", "vamp"])
+def test_resumed_conditional_run_is_bit_identical(tmp_path, labelled, prior):
     import tfvae
 
-    small = dict(condition="label", prior="class", latent_dim=2, hidden="16", batch_size=100, max_train_examples=600,
-                 progress=False)
+    small = dict(condition="label", prior=prior, latent_dim=2, hidden="16", batch_size=100, max_train_examples=600,
+                 progress=False, **({"prior_components": CLASSES} if prior == "vamp" else {}))
     tfvae.fit(labelled[0], out=str(tmp_path / "once"), epochs=2, **small)
     tfvae.fit(labelled[0], out=str(tmp_path / "twice"), epochs=1, **small)
     tfvae.fit(out=str(tmp_path / "twice"), resume=True, epochs=2, progress=False)
@@ -226,9 +263,12 @@ print(json.dumps({"images": images.tolist(), "sample_shape": list(drawn["images"
 """
 
 
-def test_exports_take_the_label(cvae, tmp_path, capsys):
+@pytest.mark.parametrize("name", ["cvae", "cvamp"])
+def test_exports_take_the_label(name, request, tmp_path, capsys):
     """The SavedModel (in a fresh process) and the TFLite decoders give the Keras model's images for
-    the same (z, label); the edge runner samples a class."""
+    the same (z, label); the sampler and the edge runner draw from p(z|y) (a Gaussian per class,
+    or a VampPrior per class) and decode the class asked for."""
+    cvae = request.getfixturevalue(name)
     from tfvae.export.exporter import ACCURACY_TARGET
     from tfvae.export.tflite import LiteDecoder, draw_prior
 
@@ -265,3 +305,11 @@ def test_exports_take_the_label(cvae, tmp_path, capsys):
                               str(out / "tflite" / "decoder_none.tflite"), "-o", str(tmp_path / "e.png")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "pass --label N" in missing.stderr
+    assert ("component_class" in prior) == (name == "cvamp")
+    from ai_edge_litert.interpreter import Interpreter
+
+    sampler = Interpreter(model_path=str(out / "tflite" / "sampler.tflite")).get_signature_runner()
+    asked = np.repeat(np.arange(CLASSES, dtype=np.int32), 20)
+    drawn = sampler(label=asked)
+    np.testing.assert_allclose(drawn["images"], cvae.decode(drawn["z"], label=asked), atol=2e-6)
+    assert np.mean([bar_class(i) == c for i, c in zip(drawn["images"], asked)]) >= 0.7

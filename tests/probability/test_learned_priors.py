@@ -227,3 +227,91 @@ def test_the_training_line_names_the_prior(capsys, bars_npz, tmp_path):
                              "--prior-components", "4", "--hidden", "8", "-z", "2", "-b", "64", "-e", "1")
     assert code == 0, err
     assert "training vae (mlp, prior a VampPrior of 4 pseudo-inputs)" in out + err
+
+
+def _class_vamp(classes=3, per_class=2):
+    m = family_model(model="vae", condition="label", label_classes=classes, prior="vamp",
+                     prior_components=classes * per_class)
+    images, labels = family_images(30, seed=3), np.arange(30) % classes
+    m.initialize(images, seed=11, labels=labels)
+    return m, images, labels
+
+
+def test_the_per_class_vampprior_is_each_class_mean_of_its_posteriors():
+    """--prior vamp with --condition label: p(z|y) = (1/K_y) sum_k q(z | u_yk, y), by hand from the
+    conditional encoder at class y's pseudo-inputs; unbound, the mixture of all components."""
+    m, images, labels = _class_vamp()
+    prior = m.prior
+    assert prior.description == "a VampPrior per class (2 pseudo-inputs for each of 3 classes)"
+    np.testing.assert_array_equal(prior.component_class, [0, 0, 1, 1, 2, 2])
+    u = prior.layer["pseudo_inputs"].numpy()
+    for row, c in enumerate(prior.component_class):  # each starts as a training image of its class (+ noise)
+        nearest = np.abs(images - u[row]).reshape(len(images), -1).max(axis=1)
+        assert labels[np.argmin(nearest)] == c and nearest.min() < 0.06
+    enc = m.encoder([np.clip(u, 0, 1), np.eye(3, dtype=np.float32)[prior.component_class]])
+    loc, scale = enc["loc"].numpy(), enc["scale"].numpy()
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1, 2, 1], np.int32)
+    bound = prior.given(tf.constant(y))
+    z3 = (rng.normal(size=(4, 5, 3)) * 2).astype(np.float32)  # (batch, samples, d)
+    by_hand = np.stack([_mixture_log_density(z3[b], [0.5, 0.5], loc[2 * y[b]:2 * y[b] + 2],
+                                             scale[2 * y[b]:2 * y[b] + 2]) for b in range(4)])
+    np.testing.assert_allclose(bound.log_prob(tf.constant(z3)).numpy(), by_hand, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(bound.log_prob(tf.constant(z3[:, 0])).numpy(), by_hand[:, 0], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(bound.distribution().log_prob(z3[:, 0]).numpy(), by_hand[:, 0], rtol=1e-5, atol=1e-4)
+    # the Monte Carlo KL over the bound's samples: mean_l log q(z_l) - log p(z_l | y)
+    q_loc, q_scale = rng.normal(size=(4, 3)).astype(np.float32), rng.uniform(0.5, 1.5, (4, 3)).astype(np.float32)
+    from tfvae.lazy import tfd
+
+    q = tfd.Independent(tfd.Normal(q_loc, q_scale), reinterpreted_batch_ndims=1)
+    log_q = np.sum(-0.5 * ((z3 - q_loc[:, None]) / q_scale[:, None]) ** 2 - np.log(q_scale[:, None])
+                   - 0.5 * math.log(2 * math.pi), axis=-1)
+    np.testing.assert_allclose(bound.kl(q, tf.constant(z3)).numpy(), (log_q - by_hand).mean(axis=1),
+                               rtol=1e-5, atol=1e-4)
+    from tfvae.errors import TfvaeError
+
+    with pytest.raises(TfvaeError, match="needs the labels"):
+        prior.kl(q, tf.constant(z3))
+    # unbound: every class's components with equal weights, and what the exports draw from
+    np.testing.assert_allclose(prior.log_prob(tf.constant(z3)).numpy(),
+                               _mixture_log_density(z3, np.full(6, 1 / 6), loc, scale), rtol=1e-5, atol=1e-4)
+    mix = prior.mixture()
+    np.testing.assert_array_equal(mix["component_class"], [0, 0, 1, 1, 2, 2])
+    np.testing.assert_allclose(mix["loc"], loc, rtol=1e-6)
+
+
+def test_the_per_class_vampprior_draws_from_the_components_of_the_label():
+    """Seeded draws, draws inside an exported graph and the edge runner's draws for label y come
+    from class y's components, each with its weight, then loc + scale * eps."""
+    from tfvae.export.tflite import draw_prior
+    from tfvae.probability.priors import ClassMixture
+
+    loc = tf.constant([[-20.0], [-10.0], [10.0], [20.0]])
+    scale = tf.constant([[1.0], [1.0], [2.0], [2.0]])
+    y = np.repeat([0, 1], 10000).astype(np.int32)
+    bound = ClassMixture(loc, scale, 2, tf.constant(y))
+    seeded = bound.sample(20000, tf.constant([3, 4])).numpy()[:, 0]
+    np.testing.assert_array_equal(seeded, bound.sample(20000, tf.constant([3, 4])).numpy()[:, 0])
+    mixture = {"weights": np.full(4, 0.25), "loc": loc.numpy(), "scale": scale.numpy(),
+               "component_class": np.array([0, 0, 1, 1])}
+    for z in (seeded, bound.sample_in_graph(tf.constant(20000)).numpy()[:, 0], draw_prior(mixture, 20000, 5, y)[:, 0]):
+        zero, one = z[:10000], z[10000:]
+        assert zero.max() < 0 < one.min()  # only the label's components
+        assert abs(np.mean(zero < -15) - 0.5) < 0.02 and abs(np.mean(one > 15) - 0.5) < 0.02
+        np.testing.assert_allclose([zero[zero < -15].std(), one[one > 15].std()], [1, 2], rtol=0.05)
+    one_label = ClassMixture(loc, scale, 2, tf.constant([1])).sample(500, tf.constant([1, 1])).numpy()
+    assert one_label.shape == (500, 1) and one_label.min() > 0  # one label for every draw
+    weighted = draw_prior({**mixture, "weights": np.array([0.1, 0.3, 0.5, 0.1])}, 20000, 6, y)[:, 0]
+    assert abs(np.mean(weighted[:10000] < -15) - 0.25) < 0.02  # within the class, by the weights (0.1 of 0.4)
+
+
+def test_the_per_class_vampprior_needs_a_multiple_of_the_classes(capsys, tmp_path):
+    from tfvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="give --prior-components a multiple of 3"):
+        family_model(model="vae", condition="label", label_classes=3, prior="vamp", prior_components=7)
+    from tfvae.errors import TfvaeError
+
+    m, images, _ = _class_vamp()
+    with pytest.raises(TfvaeError, match="give their labels"):
+        m.initialize(images, seed=1)

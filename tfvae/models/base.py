@@ -160,9 +160,10 @@ class Family(abc.ABC):
     def build_extra(self, parts: dict) -> None:
         """Builds (or takes from `parts`) whatever else holds variables, e.g. a learned prior."""
 
-    def initialize(self, images, seed: int) -> None:
-        """Sets variables from the training images before a new run's first step (a VampPrior's
-        pseudo-inputs); a function of (images, seed) alone. Nothing by default."""
+    def initialize(self, images, seed: int, labels=None) -> None:
+        """Sets variables from the training images (and their labels) before a new run's first
+        step (a VampPrior's pseudo-inputs); a function of (images, labels, seed) alone. Nothing by
+        default."""
 
     @property
     def extra_parts(self) -> dict:
@@ -495,9 +496,11 @@ class Variational(Family):
                "deviation, the logistic's scale)."),
         Option("min_scale", 1e-3, "floor of every learned standard deviation."),
         Option("prior", "normal", "p(z): N(0, I), a learned mixture of Gaussians, the VampPrior (a mixture "
-               "of the posteriors of learned pseudo-inputs), or class: a learned Gaussian per class, p(z|y) "
-               "(with --condition label).", choices=("normal", "mog", "vamp", "class")),
-        Option("prior_components", 500, "components K of --prior mog or vamp (pseudo-inputs of the VampPrior)."),
+               "of the posteriors of learned pseudo-inputs; with --condition label, a VampPrior per class, "
+               "p(z|y)), or class: a learned Gaussian per class, p(z|y) (with --condition label).",
+               choices=("normal", "mog", "vamp", "class")),
+        Option("prior_components", 500, "components K of --prior mog or vamp (pseudo-inputs of the VampPrior; "
+               "with --condition label split equally among the classes)."),
         Option("prior_init", "data", "the VampPrior's pseudo-inputs start as random training images or as "
                "noise.", choices=("data", "noise")),
     )
@@ -514,9 +517,6 @@ class Variational(Family):
     def check_config(cls, config) -> None:
         if config.prior == "class" and config.condition != "label":
             raise ConfigError("--prior class learns p(z|y), a Gaussian per class: it needs --condition label")
-        if config.prior == "vamp" and config.condition == "label":
-            raise ConfigError("--prior vamp has no label for its pseudo-inputs, which a conditional encoder needs; "
-                              "with --condition label use --prior class (p(z|y)) or normal")
 
     @classmethod
     def implied_options(cls, config) -> set:
@@ -570,6 +570,15 @@ class Variational(Family):
         c = self.config
         if c.prior == "mog":
             return priors.MixtureOfGaussians(c.latent_dim, c.prior_components, c.min_scale, layer)
+        if c.prior == "vamp" and c.condition == "label":
+            eye = tf.eye(c.label_classes)
+
+            def class_posterior(u, labels):
+                out = self.encoder([u, tf.gather(eye, labels)])
+                return out["loc"], out["scale"]
+
+            return priors.ClassVampPrior(c.latent_dim, c.prior_components, self.image_shape, class_posterior,
+                                         c.label_classes, c.prior_init, layer)
         if c.prior == "vamp":
             def posterior(u):
                 out = self.encoder(u)
@@ -581,8 +590,8 @@ class Variational(Family):
             return priors.ClassPrior(c.latent_dim, c.label_classes, c.min_scale, layer)
         return priors.StandardNormal(c.latent_dim)
 
-    def initialize(self, images, seed: int) -> None:
-        self.prior.initialize(images, seed)
+    def initialize(self, images, seed: int, labels=None) -> None:
+        self.prior.initialize(images, seed, labels)
 
     def encoder_head(self, features) -> dict:
         return self.posterior_dist.head(features, dtype=HEAD)

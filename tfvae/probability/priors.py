@@ -86,9 +86,10 @@ class Prior(abc.ABC):
         zs = tf.transpose(z, [1, 0, 2])  # (samples, batch, latent): q's batch axis last
         return tf.reduce_mean(q.log_prob(zs) - self.log_prob(zs), axis=0)
 
-    def initialize(self, images, seed: int) -> None:
-        """Sets the prior's variables from training images before a run's first step (the
-        VampPrior's pseudo-inputs); a function of (images, seed) alone. Nothing by default."""
+    def initialize(self, images, seed: int, labels=None) -> None:
+        """Sets the prior's variables from training images (and their integer labels, which a
+        per-class prior needs) before a run's first step (the VampPrior's pseudo-inputs); a
+        function of (images, labels, seed) alone. Nothing by default."""
 
     def given(self, label):
         """p(z | y) for a batch of integer labels y (a conditional model, --condition label): the
@@ -148,9 +149,9 @@ SOFTPLUS_INVERSE_OF_1 = float(np.log(np.expm1(1.0)))  # raw scales start at soft
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def log_mixture_of_diagonal_gaussians(z, log_weights, loc, scale):
-    """log sum_k w_k N(z; loc_k, diag(scale_k^2)) for z (..., d), log_weights (K,), loc and scale
-    (K, d).
+def log_diagonal_gaussians(z, loc, scale):
+    """log N(z; loc_k, diag(scale_k^2)) for each of K components: z (..., d), loc and scale (K, d)
+    -> (..., K).
 
     The squared distances sum_j (z_j - loc_kj)^2 / scale_kj^2 are expanded into two matrix
     products, z^2 . (1/scale^2) - 2 z . (loc/scale^2) + sum_j loc_kj^2/scale_kj^2, computed in
@@ -167,8 +168,13 @@ def log_mixture_of_diagonal_gaussians(z, log_weights, loc, scale):
                + tf.reduce_sum(tf.square(loc64) * precision, axis=-1))  # (N, K)
     log_n = -0.5 * tf.cast(tf.maximum(squared, 0.0), tf.float32) - tf.reduce_sum(tf.math.log(scale), axis=-1) \
         - 0.5 * LOG_2PI * float(d)
-    out = tf.reduce_logsumexp(log_n + log_weights, axis=-1)
-    return tf.reshape(out, shape[:-1])
+    return tf.reshape(log_n, tf.concat([shape[:-1], tf.shape(loc)[:1]], axis=0))
+
+
+def log_mixture_of_diagonal_gaussians(z, log_weights, loc, scale):
+    """log sum_k w_k N(z; loc_k, diag(scale_k^2)) for z (..., d), log_weights (K,), loc and scale
+    (K, d) (the component densities by `log_diagonal_gaussians`)."""
+    return tf.reduce_logsumexp(log_diagonal_gaussians(z, loc, scale) + log_weights, axis=-1)
 
 
 class MixturePrior(Prior):
@@ -295,7 +301,7 @@ class VampPrior(MixturePrior):
         loc, scale = self.posterior(self.pseudo_inputs())
         return tf.zeros([self.k], loc.dtype), loc, scale
 
-    def initialize(self, images, seed: int) -> None:
+    def initialize(self, images, seed: int, labels=None) -> None:
         """With init "data": K distinct random training images (floats in [0, 1]) plus N(0, 0.01)."""
         if self.init != "data":
             return
@@ -335,6 +341,128 @@ class ClassPrior(LearnedGaussians):
         out = super().mixture()
         out["per_class"] = True  # component k is class k's p(z | y = k)
         return out
+
+
+class ClassVampPrior(VampPrior):
+    """The VampPrior of a conditional model (`--prior vamp` with `--condition label`): K learned
+    pseudo-inputs split equally among the classes, u_{y,1..K_y} with K_y = K / classes, and
+    p(z | y) = (1/K_y) sum_k q(z | u_{y,k}, y), the conditional encoder's posterior at class y's
+    pseudo-inputs (Tomczak & Welling's prior, one per class: an approximation of the aggregate
+    posterior of class y). Bound to a batch's labels (`given`) it is a mixture per example
+    (`ClassMixture`; the KL to q by Monte Carlo); unbound, the mixture of every class's
+    components with equal weights (p(z) for equally frequent classes).
+
+    Args:
+      posterior: a function (u, labels) -> (loc (K, d), scale (K, d)) of q(z|u, y).
+      classes: the number of labels; K must be a multiple of it.
+    """
+
+    def __init__(self, latent_dim: int, components: int, image_shape, posterior, classes: int,
+                 init: str = "data", layer=None):
+        if int(components) % int(classes) or int(components) < int(classes):
+            from tfvae.errors import ConfigError
+
+            raise ConfigError(f"--prior vamp with --condition label splits its {components} pseudo-inputs among "
+                              f"the {classes} classes: give --prior-components a multiple of {classes} "
+                              f"(e.g. {classes * max(1, int(components) // int(classes))})")
+        super().__init__(latent_dim, components, image_shape, posterior, init, layer)
+        self.classes, self.per_class = int(classes), int(components) // int(classes)
+        self.component_class = np.repeat(np.arange(self.classes, dtype=np.int32), self.per_class)
+        self.description = (f"a VampPrior per class ({self.per_class} pseudo-inputs for each of {self.classes} "
+                            "classes)")
+
+    def components(self):
+        loc, scale = self.posterior(self.pseudo_inputs(), tf.constant(self.component_class))
+        return tf.zeros([self.k], loc.dtype), loc, scale
+
+    def initialize(self, images, seed: int, labels=None) -> None:
+        """With init "data": for each class, K_y distinct random training images of that class
+        (plus N(0, 0.01) noise); a class without training images (--classes) keeps noise."""
+        if self.init != "data":
+            return
+        if labels is None:
+            raise TfvaeError("the per-class VampPrior starts from training images of each class: give their labels")
+        from tfvae.data import as_float
+
+        rng = np.random.default_rng([int(seed), 7411])
+        labels = np.asarray(labels)
+        u = self._layer["pseudo_inputs"].numpy()
+        for c in range(self.classes):
+            of_class = np.flatnonzero(labels == c)
+            if not len(of_class):
+                continue
+            picks = np.sort(rng.choice(of_class, size=self.per_class, replace=self.per_class > len(of_class)))
+            rows = slice(c * self.per_class, (c + 1) * self.per_class)
+            u[rows] = as_float(np.asarray(images[picks])).reshape((self.per_class, *self.image_shape)) \
+                + self.NOISE_STD * rng.standard_normal((self.per_class, *self.image_shape))
+        self._layer["pseudo_inputs"].assign(u.astype(np.float32))
+
+    def given(self, label):
+        _, loc, scale = self.components()
+        return ClassMixture(loc, scale, self.classes, label)
+
+    def kl(self, q, z=None):
+        raise TfvaeError("the per-class VampPrior's KL needs the labels: use prior.given(labels).kl(q, z)")
+
+    def mixture(self) -> dict:
+        out = super().mixture()
+        out["component_class"] = self.component_class  # component k belongs to p(z | y = component_class[k])
+        return out
+
+
+class ClassMixture(Prior):
+    """p(z | y_b) for each example b of a batch: the equally weighted mixture of the components of
+    class y_b (components grouped by class, K_y of each: loc and scale (classes * K_y, d)), a
+    `ClassVampPrior` bound to the batch's labels. log_prob takes z of shape (batch, d) or (batch,
+    samples, d); the KL to q is the Monte Carlo estimate over the bound's samples."""
+
+    def __init__(self, loc, scale, classes: int, label, description: str = "a mixture per class"):
+        super().__init__(int(loc.shape[-1]))
+        self.loc, self.scale, self.classes, self.description = loc, scale, int(classes), description
+        self.per_class = int(loc.shape[0]) // self.classes
+        self.label = tf.cast(tf.reshape(tf.convert_to_tensor(label), [-1]), tf.int32)
+
+    def _labels(self, n):
+        """The labels of n draws: the bound labels, or one label for every draw."""
+        return tf.broadcast_to(self.label, tf.reshape(n, [1]))
+
+    def distribution(self):
+        k = self.per_class
+        loc = tf.gather(tf.reshape(self.loc, [self.classes, k, -1]), self.label)  # (batch, K_y, d)
+        scale = tf.gather(tf.reshape(self.scale, [self.classes, k, -1]), self.label)
+        return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(tf.shape(loc)[:2])),
+                                     tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1))
+
+    def log_prob(self, z):
+        """log (1/K_y) sum_k N(z; loc_{y,k}, scale_{y,k}): every component's density by two matrix
+        products, then class y_b's K_y of them for example b."""
+        log_n = log_diagonal_gaussians(z, self.loc, self.scale)  # (batch[, samples], K)
+        shape = tf.concat([tf.shape(log_n)[:-1], [self.classes, self.per_class]], axis=0)
+        log_n = tf.reshape(log_n, shape)  # (batch[, samples], classes, K_y)
+        axis = 1 if z.shape.rank == 2 else 2
+        mine = tf.gather(log_n, self.label, axis=axis, batch_dims=1)  # (batch[, samples], K_y)
+        return tf.reduce_logsumexp(mine, axis=-1) - float(np.log(self.per_class))
+
+    def kl(self, q, z=None):
+        if z is None:
+            raise ValueError("the per-class VampPrior has no closed-form KL: pass the samples z")
+        zs = tf.transpose(z, [1, 0, 2])  # (samples, batch, latent): q's batch axis last
+        return tf.reduce_mean(q.log_prob(zs) - tf.transpose(self.log_prob(z)), axis=0)
+
+    def _draw(self, n, k, eps):
+        index = self._labels(n) * self.per_class + k
+        return tf.gather(self.loc, index) + tf.gather(self.scale, index) * eps
+
+    def sample(self, n: int, seed):
+        seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int32), 2)
+        k = tf.random.stateless_uniform([n], seeds[0], 0, self.per_class, dtype=tf.int32)
+        return self._draw(n, k, tf.random.stateless_normal([n, self.latent_dim], seeds[1]))
+
+    def sample_in_graph(self, n):
+        """A component of the label's K_y per draw (MULTINOMIAL), then loc + scale * eps
+        (RANDOM_STANDARD_NORMAL): TFLite builtins."""
+        k = tf.random.categorical(tf.zeros([1, self.per_class]), n, dtype=tf.int32)[0]
+        return self._draw(n, k, tf.random.normal(tf.stack([n, self.latent_dim])))
 
 
 class DiagonalGaussianPrior(Prior):

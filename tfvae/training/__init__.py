@@ -75,7 +75,7 @@ def build(config, splits, run, strategy=None, progress=None, callbacks: Optional
     keras.utils.set_random_seed(config.seed)  # the initial weights follow from the seed
     with strategy.scope():
         model = models.build(config, splits.image_shape)
-        model.initialize(splits.train, config.seed)  # a resumed run's checkpoint then overwrites it
+        model.initialize(splits.train, config.seed, splits.train_labels)  # a resumed run's checkpoint then overwrites it
         optimizer = FusedAdam(learning_rate=learning_rate_for(config, 0), epsilon=config.adam_epsilon)
         if policy == "mixed_float16":  # float16 gradients need loss scaling; bfloat16 does not
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
