@@ -115,7 +115,8 @@ def manifold(run_dir, out, grid, no_axes, label):
 
     \b
     For more dimensions, a 2-d slice through the two most active
-    dimensions (the others at 0). A conditional run's for one --label
+    dimensions (the others at 0, or at a learned prior's medians). A
+    conditional run's for one --label
     (the first class it was trained on if none is given).
     Example:
       tfvae manifold runs/fmnist-z2 --grid 20 -o manifold.png

@@ -74,3 +74,23 @@ def test_an_output_under_a_file_is_refused_before_the_run_is_read(capsys, tmp_pa
     assert f"{tmp_path / 'afile'} is a file, not a directory; choose another output path" in one_error_line(err)
 
 
+
+
+def test_the_manifold_slice_lies_where_the_prior_has_its_codes():
+    """The two dimensions at the prior's quantiles; the others at 0 for N(0, I), at the medians of a
+    learned prior (a class's Gaussian far from 0: the slice goes through that class's codes)."""
+    import numpy as np
+
+    from tfvae.pictures import manifold_codes
+    from tfvae.probability.priors import ClassPrior, StandardNormal
+
+    z, ticks = manifold_codes(StandardNormal(4), (1, 3), 3)
+    np.testing.assert_allclose(ticks[:, 0], [-0.9674, 0.0, 0.9674], atol=1e-3)  # Phi^-1(1/6, 1/2, 5/6)
+    assert np.all(z[:, [0, 2]] == 0)
+    np.testing.assert_allclose(z[0, [1, 3]], [ticks[0, 0], ticks[2, 1]])  # top left: dimension 3 grows upwards
+    prior = ClassPrior(4, 2)
+    prior.layer.build(None)
+    prior.layer["loc"].assign(np.array([[0, 0, 0, 0], [5, 6, 7, 8]], np.float32))
+    z, ticks = manifold_codes(prior.given(np.array([1], np.int32)), (1, 3), 3)
+    np.testing.assert_allclose(z[:, [0, 2]], np.tile([5.0, 7.0], (9, 1)), atol=1e-5)  # class 1's means
+    np.testing.assert_allclose(ticks[1], [6.0, 8.0], atol=1e-5)

@@ -111,12 +111,33 @@ def reconstruct(trained, x: np.ndarray, path: str, seed: int = 0, labels=None):
     return _write(path, img.rows_grid(model.reconstruction_rows(x, seed=seed)))
 
 
+def manifold_codes(prior, dims, grid: int):
+    """(z (grid * grid, d), ticks (grid, 2)): the manifold's codes, row by row from the top, at the
+    prior's marginal quantiles of evenly spaced probabilities in (0, 1) along `dims`; the other
+    dimensions at 0 for N(0, I), at the prior's marginal medians for a learned prior (whose codes
+    may lie away from 0: a class's, for a per-class prior bound to its label)."""
+    from tfvae.probability.priors import StandardNormal
+
+    d = prior.latent_dim
+    probs = np.linspace(0.5 / grid, 1 - 0.5 / grid, grid)
+    ticks = prior.marginal_quantiles(probs, dims)
+    z = np.zeros((grid * grid, d), np.float32)
+    if not isinstance(prior, StandardNormal) and d > 2:
+        z[:] = prior.marginal_quantiles([0.5], tuple(range(d)))[0]
+    for r, y in enumerate(ticks[::-1, 1]):  # the second dimension grows upwards
+        for c, xv in enumerate(ticks[:, 0]):
+            z[r * grid + c, dims[0]] = xv
+            z[r * grid + c, dims[1]] = y
+    return z, ticks
+
+
 def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.ndarray] = None,
              axes: bool = True, label=None, labels_for_activity=None):
     """Decoded images at the prior's inverse-CDF points of a 2-d latent space (Kingma & Welling's
     figure; Normal quantiles for the N(0, I) prior), with the z values on the axes (axes=False:
     the bare grid). With more dimensions: a 2-d slice through the two most active dimensions, the
-    others at 0. A conditional model's for one `label` (decoded with it, at its prior's
+    others at 0 (N(0, I)) or at the prior's marginal medians (a learned prior, whose codes may lie
+    away from 0). A conditional model's for one `label` (decoded with it, at its prior's
     quantiles). Returns (height, width, (dim_a, dim_b))."""
     _need_prior(trained, "manifold")
     given = trained.labels(label, 1)
@@ -133,14 +154,10 @@ def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.nda
 
         _, variance = active_units(trained.model, x_for_activity, labels=labels_for_activity)
         dims = tuple(int(i) for i in np.argsort(-variance)[:2])
-    # grid points at the prior's quantiles of evenly spaced probabilities in (0, 1), per dimension
-    probs = np.linspace(0.5 / grid, 1 - 0.5 / grid, grid)
-    ticks = model.prior.marginal_quantiles(probs, dims)
-    z = np.zeros((grid * grid, d), np.float32)
-    for r, y in enumerate(ticks[::-1, 1]):  # the second dimension grows upwards
-        for c, xv in enumerate(ticks[:, 0]):
-            z[r * grid + c, dims[0]] = xv
-            z[r * grid + c, dims[1]] = y
+    z, ticks = manifold_codes(model.prior, dims, grid)
+    from tfvae.probability.priors import StandardNormal
+
+    standard = isinstance(model.prior, StandardNormal)
     pictures = trained.decode(z, label=None if given is None else int(given[0]))
     tiles = img.grid(pictures, columns=grid, pad=0, background=255)
     if not axes:
@@ -159,13 +176,10 @@ def manifold(trained, path: str, grid: int = 20, x_for_activity: Optional[np.nda
     at = np.arange(0, grid, every)
     ax.set_xticks(at + 0.5, [f"{v:.2f}" for v in ticks[at, 0]], rotation=45)
     ax.set_yticks(at + 0.5, [f"{v:.2f}" for v in ticks[at, 1]])
-    from tfvae.probability.priors import StandardNormal
-
-    kind = ("Normal quantiles" if isinstance(model.prior, StandardNormal)
-            else "quantiles of the prior's marginals")
+    kind = "Normal quantiles" if standard else "quantiles of the prior's marginals"
     ax.set_xlabel(f"z[{dims[0]}]")
     ax.set_ylabel(f"z[{dims[1]}]")
-    rest = "" if d == 2 else f", the other {d - 2} dimensions at 0"
+    rest = "" if d == 2 else f", the other {d - 2} dimensions at {'0' if standard else 'their prior medians'}"
     of = "" if given is None else f", y = {int(given[0])} ({trained.class_name(int(given[0]))})"
     ax.set_title(f"E[x|z{', y' if given is not None else ''}] on a {grid}x{grid} grid of {kind}{rest}{of}",
                  fontsize=10)
