@@ -77,8 +77,9 @@ def step_flops(options: dict, image_shape=(28, 28, 1), batch: int = 100) -> int:
     config = make_config(options)
     keras.utils.set_random_seed(0)
     model = models.build(config, image_shape)
-    if config.condition == "label":  # the batch's labels, one per image
-        model = model.given(tf.range(batch) % config.label_classes)
+    # A conditional model is bound to the batch's labels inside the step, as the trainer binds it:
+    # a per-class VampPrior's pseudo-inputs then pass through the encoder in the traced graph.
+    labels = tf.range(batch) % config.label_classes if config.condition == "label" else None
     x = tf.random.uniform([batch, *image_shape])
     noise = {k: tf.constant(v) for k, v in model.draw_noise(batch, tf.constant([0, 1])).items()}
     schedule = {k: tf.constant(v, tf.float32) for k, v in model.eval_schedule().items()}
@@ -86,7 +87,7 @@ def step_flops(options: dict, image_shape=(28, 28, 1), batch: int = 100) -> int:
     @tf.function
     def step(x, noise, schedule):
         with tf.GradientTape() as tape:
-            loss, _ = model.loss(x, noise, schedule)
+            loss, _ = model.given(labels).loss(x, noise, schedule)
             total = tf.reduce_mean(loss)
         return tape.gradient(total, model.trainable_variables)
 
