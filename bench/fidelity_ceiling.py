@@ -49,14 +49,20 @@ def main():
     def batched(f, *arrays, size=1000):
         return np.concatenate([f(*(a[i:i + size] for a in arrays)) for i in range(0, len(arrays[0]), size)])
 
+    classes = list(trained.model.label_rows(1))
+
+    def score(images, y):
+        """(the fraction classified as y, that fraction per class)."""
+        hits = predict(classifier, images) == y
+        return hits.mean(), [hits[y == c].mean() for c in classes]
+
     rows = {}
     y = splits.test_labels
-    rows["real test images"] = (predict(classifier, splits.test_originals), y)
+    rows["real test images"] = score(splits.test_originals, y)
     codes = batched(lambda x, l: trained.encode(x, label=l), splits.test, y)
-    rows["test reconstructions"] = (predict(classifier, batched(lambda z, l: trained.decode(z, label=l), codes, y)), y)
+    rows["test reconstructions"] = score(batched(lambda z, l: trained.decode(z, label=l), codes, y), y)
 
-    pick = np.concatenate([np.flatnonzero(splits.train_labels == c)[:args.per_class]
-                           for c in trained.model.label_rows(1)])
+    pick = np.concatenate([np.flatnonzero(splits.train_labels == c)[:args.per_class] for c in classes])
     x = as_float(splits.train[pick])
     if trained.config.binarization != "none":  # as the trainer sees them
         x = (rng.random(x.shape) < x).astype(np.float32)
@@ -66,22 +72,15 @@ def main():
         z = trained.posterior(x, label=label).sample(seed=int(rng.integers(2**31))).numpy()
         return trained.decode(z, label=label)
 
-    rows["z ~ q(z|x, y) of training images"] = (predict(classifier, batched(aggregate, x, y)), y)
+    rows["z ~ q(z\\|x, y) of training images"] = score(batched(aggregate, x, y), y)
     f = label_fidelity(trained.model, classifier)
-    rows["z ~ p(z|y): the label fidelity"] = (None, f)
+    rows["z ~ p(z\\|y): the label fidelity"] = (f["fidelity"], [f["per_class"][int(c)] for c in classes])
 
-    classes = list(trained.model.label_rows(1))
     print(f"{args.run}: the fraction classified as the class asked for\n")
     print("| images | all | " + " | ".join(names[c] for c in classes) + " |")
     print("| --- | ---: | " + " | ".join("---:" for _ in classes) + " |")
-    for label, (guess, y) in rows.items():
-        if guess is None:
-            total, per = y["fidelity"], [y["per_class"][int(c)] for c in classes]
-        else:
-            hits = guess == y
-            total, per = hits.mean(), [hits[y == c].mean() for c in classes]
+    for label, (total, per) in rows.items():
         print(f"| {label} | {100 * total:.1f}% | " + " | ".join(f"{100 * v:.1f}" for v in per) + " |")
-
 
 if __name__ == "__main__":
     main()
