@@ -31,6 +31,7 @@ def cli():
 # One line per command in `tfvae --help` (click would cut the docstrings' first sentences).
 SUMMARIES = {
     "fit": "Train a model into a run directory.",
+    "fit-prior": "A trained run with its prior fitted ex post (a new run).",
     "info": "A run's config and last metrics.",
     "recipes": "The shipped recipes, or one recipe's JSON.",
     "models": "The model families, or one family's options.",

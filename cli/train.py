@@ -167,6 +167,34 @@ def _as_arguments(given: dict) -> list:
     return args
 
 
+@click.command("fit-prior")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="The new run directory: RUN_DIR's networks with the ex-post prior.")
+@click.option("--components", "-k", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Training images whose posteriors make the mixture (split equally among the classes of a "
+                   "conditional model).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which training images, and their binarization.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def fit_prior(run_dir, out, components, seed, overwrite, quiet):
+    """Replace a trained run's prior by the ex-post prior: a mixture of training
+    images' posteriors (p(z|y) per class for a conditional model), in a new run
+    directory that every command takes. RUN_DIR is only read.
+
+    \b
+    Examples:
+      tfvae fit-prior runs/fmnist-cvae-vamp -o runs/fmnist-cvae-expost
+      tfvae evaluate runs/fmnist-cvae-expost
+      tfvae sample runs/fmnist-cvae-expost --label Sandal -o sandals.png
+    """
+    from tfvae.expost import fit_prior as fit_prior_api
+
+    click.echo(fit_prior_api(run_dir, out, components=components, seed=seed, overwrite=overwrite,
+                             progress=not quiet))
+
+
 @click.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print config and last metrics as JSON.")
@@ -193,6 +221,10 @@ def info(run_dir, as_json):
                + (f", classes: {', '.join(map(str, meta['class_names']))}" if meta.get("class_names") else ""))
     click.echo(f"trained    {done} of {config.epochs} epochs"
                + (", final model saved" if os.path.exists(run.model_path) else "") + _mid_epoch(run, rows))
+    if meta.get("prior_of"):  # tfvae fit-prior: the training's metrics are the source run's, with its prior
+        of = meta["prior_of"]
+        click.echo(f"prior      ex post: {of.get('images')} training images' posteriors, fitted after training to "
+                   f"{of.get('run')} (trained with --prior {of.get('prior')}; the metrics below are its training's)")
     click.echo("config")
     click.echo(f"  {'model':<20} {config.model}")
     flat = config.to_dict()
@@ -282,4 +314,4 @@ def models_command(name, markdown):
             click.echo(f"{family_name:<{width}}  {family.summary}")
 
 
-COMMANDS = [fit, info, recipes, models_command]
+COMMANDS = [fit, fit_prior, info, recipes, models_command]

@@ -38,7 +38,7 @@ if _os.path.isfile(_os.path.join(_SourceCheckout.root, "setup.py")) and _os.path
 ):
     _sys.meta_path.append(_SourceCheckout)
 
-__all__ = ["fit", "load", "Config", "make_config", "TfvaeError", "__version__"]
+__all__ = ["fit", "load", "fit_prior", "Config", "make_config", "TfvaeError", "__version__"]
 
 
 def __getattr__(name):
@@ -50,6 +50,10 @@ def __getattr__(name):
         from tfvae.api import load
 
         return load
+    if name == "fit_prior":
+        from tfvae.expost import fit_prior
+
+        return fit_prior
     if name in ("Config", "make_config"):
         from tfvae import config
 

@@ -61,13 +61,21 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite contradict each other; choose one")
     if not resume:
-        return resolve_config(options, recipe)
+        config = resolve_config(options, recipe)
+        if config.options.get("prior") == "expost":
+            raise ConfigError("--prior expost is not trained: train with another prior, then fit it to the trained "
+                              "run with: tfvae fit-prior RUN_DIR --out NEW_RUN_DIR")
+        return config
     if recipe:
         raise ConfigError("--config starts a new run; --resume continues one with its saved config")
     if not out:
         raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
     run = RunDir(out)
     saved, _ = run.read()
+    if saved.options.get("prior") == "expost":
+        source = (run.read()[1].get("prior_of") or {}).get("run", "the run it was fitted to")
+        raise RunDirError(f"{run.path} is an ex-post prior fitted to {source} (tfvae fit-prior); it has no training "
+                          "to continue: resume that run, then fit the prior again")
     run.read_metrics()  # a damaged metrics.csv is said before any work is done
     check_model_options(saved, options)
     if options.get("early_stopping") and saved.validation_split == 0:

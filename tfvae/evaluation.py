@@ -278,6 +278,7 @@ def evaluate(trained, k: int = 5000, max_test_examples: Optional[int] = None, se
         m.update({key: float(value) for key, value in terms.items() if key.startswith("reconstruction")})
     else:
         report["protocol"]["k"] = int(k)
+        report["prior"] = model.prior.description
         m["reconstruction"] = float(-terms["log_px_z"])
         m["log_px_z"] = float(terms["log_px_z"])
         m["kl"] = float(terms["kl"])
@@ -341,6 +342,8 @@ def format_report(report: dict) -> str:
     if "k" in p:
         proto += f", k = {p['k']} importance samples, seed {p['seed']}"
     lines.append(proto)
+    if report.get("prior"):
+        lines.append(f"prior: {report['prior']}")
     rows = []
     given = "conditioned_on" in p  # a conditional model: every term is given the label y
     xy, zx, pz = ("x|y", "z|x,y", "z|y") if given else ("x", "z|x", "z")

@@ -41,7 +41,7 @@ IMAGES = "images"
 MODEL = "model.keras"
 BEST_WEIGHTS = "best.weights.h5"
 BEST_INFO = "best.json"
-META_KEYS = ("image_shape", "class_names", "tfvae_version")
+META_KEYS = ("image_shape", "class_names", "tfvae_version", "prior_of")
 
 
 def _umask() -> int:
@@ -340,11 +340,12 @@ class RunDir:
         if reason:
             raise RunDirError(f"cannot create {path}: {reason}; choose another --out")
 
-    def create(self, config: Config, meta: dict, overwrite: bool = False) -> None:
+    def create(self, config: Config, meta: dict, overwrite: bool = False, fill=None) -> None:
         """Creates the run directory with its config.json, atomically (built aside, then renamed).
 
         With overwrite, an existing directory is replaced by the new one as training starts (after
         the data loaded and the model was built); if the swap fails, the old one is put back.
+        `fill(staging)` writes further files into it before the rename (`tfvae fit-prior`).
         """
         parent = os.path.dirname(self.path)
         try:
@@ -356,6 +357,8 @@ class RunDir:
             os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a run dir is not
             with open(os.path.join(staging, CONFIG), "w", encoding="utf-8") as f:
                 f.write(self.config_text(config, meta))
+            if fill is not None:
+                fill(staging)
             if os.path.exists(self.path):
                 if not overwrite:
                     raise RunDirError(f"{self.path} already exists; pass --resume or --overwrite")

@@ -61,6 +61,16 @@ def cvamp(tmp_path_factory, labelled):
     return tfvae.load(str(out))
 
 
+@pytest.fixture(scope="module")
+def cexpost(tmp_path_factory, cvamp):
+    """cvamp with its prior replaced by the ex-post prior: 40 training images' posteriors of each class."""
+    import tfvae
+
+    out = tmp_path_factory.mktemp("cruns") / "cexpost"
+    tfvae.fit_prior(cvamp.run_dir, out=str(out), components=40 * CLASSES, progress=False)
+    return tfvae.load(str(out))
+
+
 def test_bar_class_reads_the_label_of_real_images(labelled):
     _, x, y = labelled
     assert np.mean([bar_class(i / 255.0) == label for i, label in zip(x, y)]) == 1.0
@@ -151,6 +161,97 @@ def test_the_per_class_vampprior_learns_each_class_and_the_bound_holds(cvamp, la
     assert ll.mean() > log_likelihood(cvamp.model, x, k=200, labels=(y + 4) % CLASSES).mean() + 10
     header = open(os.path.join(cvamp.run_dir, "metrics.csv")).readline()
     assert "kl_mc" in header.split(",")
+
+
+def _digests(folder):
+    import hashlib
+
+    return {os.path.relpath(os.path.join(d, f), folder): hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+def test_fit_prior_stores_the_training_images_posteriors_and_leaves_the_run_as_it_was(labelled, tmp_path, capsys):
+    """fit-prior on a run trained without binarization (its posteriors are then deterministic):
+    every component is the posterior q(z | x, y) of a distinct training image of its class, the
+    networks are the run's, the run's files are unchanged; its log p(x|y), info and seed."""
+    import tfvae
+    from tfvae.evaluation import log_likelihood, per_image_terms
+
+    source = tmp_path / "grey"
+    tfvae.fit(labelled[0], out=str(source), condition="label", latent_dim=2, hidden="32", epochs=3, batch_size=100,
+              max_train_examples=1600, binarize="none", progress=False)
+    before = _digests(source)
+    code, out, err = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post", "-k", 8 * 12)
+    assert code == 0, err
+    assert out.strip().endswith("post") and "12 for each of 8 classes" in err and "N(0, I)" in err
+    assert _digests(source) == before
+    run, fitted = tfvae.load(str(source)), tfvae.load(str(tmp_path / "post"))
+    for name in ("encoder", "decoder"):
+        for u, v in zip(run.model.parts[name].weights, fitted.model.parts[name].weights):
+            np.testing.assert_array_equal(u.numpy(), v.numpy())
+    splits = run.splits()
+    q = run.posterior(splits.train, label=splits.train_labels.astype(np.int32))
+    train_loc, train_scale = q.mean().numpy(), q.stddev().numpy()
+    _, loc, scale = fitted.model.prior.components()
+    gap = np.abs(loc.numpy()[:, None, :] - train_loc[None]).max(axis=-1)  # (K, N)
+    nearest = gap.argmin(axis=1)
+    assert gap.min(axis=1).max() < 1e-5 and len(set(nearest)) == 8 * 12  # distinct training images
+    np.testing.assert_array_equal(splits.train_labels[nearest], np.repeat(np.arange(8), 12))  # of their class
+    np.testing.assert_allclose(scale.numpy(), train_scale[nearest], rtol=1e-5)
+    config = json.load(open(tmp_path / "post" / "config.json"))
+    assert (config["prior"], config["prior_components"]) == ("expost", 96)
+    assert config["prior_of"] == {"run": str(source), "prior": "normal", "components": 96, "seed": 0, "images": 96}
+    x, y = splits.test[:60], splits.test_labels[:60].astype(np.int32)
+    ll = log_likelihood(fitted.model, x, k=300, labels=y)
+    elbo = per_image_terms(fitted.model, x, labels=y, samples=50)["elbo"]
+    assert np.all(np.isfinite(ll)) and elbo.mean() < ll.mean()
+    code, out, _ = run_cli(capsys, "info", tmp_path / "post")
+    assert code == 0 and f"fitted after training to {source}" in out
+    code, _, _ = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post2", "-k", 8 * 12, "--seed", 1, "-q")
+    other = tfvae.load(str(tmp_path / "post2")).model.prior.components()[1].numpy()
+    assert code == 0 and not np.array_equal(other, loc.numpy())  # the seed picks other images
+
+
+def test_the_ex_post_prior_of_the_vampprior_run(cvamp, cexpost):
+    """On the binarized cvamp run: the samples are of the class asked for; the bound holds."""
+    from tfvae.evaluation import evaluate
+
+    assert type(cexpost.model.prior).__name__ == "ClassExPostPrior" and cexpost.model.kl_metric == "kl_mc"
+    for label in range(CLASSES):
+        samples = cexpost.sample(40, seed=label, label=label)
+        assert np.mean([bar_class(s) == label for s in samples]) >= 0.7, label
+    report = evaluate(cexpost, k=200, max_test_examples=100, fidelity_samples=400)
+    m = report["metrics"]
+    assert m["elbo"] < m["log_likelihood"] and m["label_fidelity"] >= 0.8
+    assert report["prior"] == "an ex-post mixture of training images' posteriors, 40 for each of 8 classes"
+
+
+def test_fit_prior_errors_are_one_line(capsys, tmp_path, cvamp, cexpost, runs, labelled):
+    cases = [
+        (["fit-prior", str(runs["ae"]), "-o", str(tmp_path / "a")], "an autoencoder: it has no prior"),
+        (["fit-prior", str(runs["hvae2"]), "-o", str(tmp_path / "a")], "more than one stochastic layer"),
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", "12"], "a multiple of 8"),
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", str(8 * 1000)], "or fewer"),
+        (["fit-prior", cvamp.run_dir, "-o", cexpost.run_dir], "already exists; pass --overwrite"),
+        (["fit-prior", cvamp.run_dir, "-o", cvamp.run_dir], "give another --out"),
+        (["fit", "-o", cexpost.run_dir, "--resume"], "has no training to continue"),
+        (["fit", "-d", labelled[0], "-o", str(tmp_path / "a"), "--prior", "expost"], "tfvae fit-prior"),
+    ]
+    for args, words in cases:
+        code, _, err = run_cli(capsys, *args)
+        assert code != 0 and words in one_error_line(err), (args, err)
+    assert not os.path.exists(tmp_path / "a")
+
+
+def test_fit_prior_of_an_unconditional_run(runs, tmp_path):
+    import tfvae
+    from tfvae.evaluation import log_likelihood
+
+    tfvae.fit_prior(str(runs["vae2"]), out=str(tmp_path / "post"), components=50, progress=False)
+    fitted = tfvae.load(str(tmp_path / "post"))
+    assert type(fitted.model.prior).__name__ == "ExPostPrior" and fitted.sample(5).shape == (5, 28, 28, 1)
+    x = fitted.splits().test[:20]
+    assert np.all(np.isfinite(log_likelihood(fitted.model, x, k=100)))
 
 
 def read_png(path):
@@ -263,7 +364,7 @@ print(json.dumps({"images": images.tolist(), "sample_shape": list(drawn["images"
 """
 
 
-@pytest.mark.parametrize("name", ["cvae", "cvamp"])
+@pytest.mark.parametrize("name", ["cvae", "cvamp", "cexpost"])
 def test_exports_take_the_label(name, request, tmp_path, capsys):
     """The SavedModel (in a fresh process) and the TFLite decoders give the Keras model's images for
     the same (z, label); the sampler and the edge runner draw from p(z|y) (a Gaussian per class,
@@ -305,7 +406,7 @@ def test_exports_take_the_label(name, request, tmp_path, capsys):
                               str(out / "tflite" / "decoder_none.tflite"), "-o", str(tmp_path / "e.png")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "pass --label N" in missing.stderr
-    assert ("component_class" in prior) == (name == "cvamp")
+    assert ("component_class" in prior) == (name in ("cvamp", "cexpost"))
     from ai_edge_litert.interpreter import Interpreter
 
     sampler = Interpreter(model_path=str(out / "tflite" / "sampler.tflite")).get_signature_runner()

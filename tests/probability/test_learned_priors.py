@@ -137,6 +137,8 @@ def _one_dimensional_vae(prior):
     m = family_model(model="vae", prior=prior, latent_dim=1, hidden="6", prior_components=3)
     if prior == "vamp":
         m.initialize(family_images(10, seed=5), seed=1)
+    if prior == "expost":  # three posteriors, as fit-prior stores them
+        m.prior.fit([[-1.0], [0.5], [2.0]], [[0.5], [1.0], [0.7]])
     head = m.encoder.get_layer("posterior")
     head.loc_layer.kernel.assign(np.zeros_like(head.loc_layer.kernel.numpy()))
     head.raw_scale_layer.kernel.assign(np.zeros_like(head.raw_scale_layer.kernel.numpy()))
@@ -144,7 +146,7 @@ def _one_dimensional_vae(prior):
     return m  # (the VampPrior's components are then N(0, 3^2) too: p(z) is what prior.log_prob says)
 
 
-@pytest.mark.parametrize("prior", ["mog", "vamp"])
+@pytest.mark.parametrize("prior", ["mog", "vamp", "expost"])
 def test_the_importance_sampled_log_px_is_exact_in_the_limit_and_never_below_the_elbo(prior):
     from tfvae.evaluation import bound_metrics, log_likelihood
 
@@ -315,3 +317,64 @@ def test_the_per_class_vampprior_needs_a_multiple_of_the_classes(capsys, tmp_pat
     m, images, _ = _class_vamp()
     with pytest.raises(TfvaeError, match="give their labels"):
         m.initialize(images, seed=1)
+
+
+def test_the_ex_post_prior_is_the_mixture_of_the_posteriors_it_holds():
+    """--prior expost (fit-prior): p(z) = (1/K) sum_k N(z; loc_k, scale_k^2), by hand; per class,
+    p(z|y) over class y's K/C components; nothing trained; what fit refuses to store."""
+    from tfvae.errors import ConfigError, TfvaeError
+
+    rng = np.random.default_rng(4)
+    loc, scale = rng.normal(size=(6, 3)).astype(np.float32), rng.uniform(0.2, 1.5, (6, 3)).astype(np.float32)
+    z3 = (rng.normal(size=(4, 5, 3)) * 1.5).astype(np.float32)
+    plain = family_model(model="vae", prior="expost", prior_components=6)
+    assert plain.prior.description == "an ex-post mixture of 6 training images' posteriors"
+    plain.prior.fit(loc, scale)
+    assert plain.prior.trainable_variables == [] and plain.kl_metric == "kl_mc"
+    np.testing.assert_allclose(plain.prior.log_prob(tf.constant(z3)).numpy(),
+                               _mixture_log_density(z3, np.full(6, 1 / 6), loc, scale), rtol=1e-5, atol=1e-4)
+    m = family_model(model="vae", condition="label", label_classes=3, prior="expost", prior_components=6)
+    prior = m.prior
+    prior.fit(loc, scale)
+    assert prior.description == "an ex-post mixture of training images' posteriors, 2 for each of 3 classes"
+    y = np.array([2, 0, 1, 2], np.int32)
+    by_hand = np.stack([_mixture_log_density(z3[b], [0.5, 0.5], loc[2 * y[b]:2 * y[b] + 2], scale[2 * y[b]:2 * y[b] + 2])
+                        for b in range(4)])
+    bound = prior.given(tf.constant(y))
+    np.testing.assert_allclose(bound.log_prob(tf.constant(z3)).numpy(), by_hand, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(bound.log_prob(tf.constant(z3[:, 0])).numpy(), by_hand[:, 0], rtol=1e-5, atol=1e-4)
+    mix = prior.mixture()
+    np.testing.assert_array_equal(mix["component_class"], [0, 0, 1, 1, 2, 2])
+    np.testing.assert_allclose(mix["scale"], scale)
+    prior.fit(loc + 30.0 * np.repeat(np.arange(3), 2)[:, None], scale)  # classes far apart
+    draws = prior.given(tf.constant(np.repeat(y, 50))).sample(200, tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(np.round(draws.mean(axis=1) / 30.0), np.repeat(y, 50))  # the label's components
+    with pytest.raises(TfvaeError, match="needs the labels"):
+        prior.kl(None, tf.constant(z3))
+    with pytest.raises(ValueError, match="6 components of 3 dimensions"):
+        prior.fit(loc[:5], scale[:5])
+    with pytest.raises(TfvaeError, match="not finite"):
+        prior.fit(np.where(loc > 1, np.nan, loc), scale)
+    with pytest.raises(ConfigError, match="multiple of 3"):
+        family_model(model="vae", condition="label", label_classes=3, prior="expost", prior_components=7)
+
+
+def test_the_ex_post_prior_picks_distinct_training_images_of_each_class():
+    from tfvae.errors import ConfigError
+    from tfvae.expost import pick_images
+
+    labels = np.repeat([0, 1, 3], [10, 20, 30])[np.random.default_rng(0).permutation(60)]
+    picks = pick_images(labels, 60, 16, [0, 1, 2, 3], seed=5)  # class 2 has no training images
+    assert len(picks) == 16
+    for c in (0, 1, 3):
+        mine = picks[4 * c:4 * c + 4]
+        assert len(set(mine)) == 4 and np.all(labels[mine] == c)
+    np.testing.assert_array_equal(picks[8:12], -1)  # N(0, I) components, never drawn
+    np.testing.assert_array_equal(picks, pick_images(labels, 60, 16, [0, 1, 2, 3], seed=5))
+    assert not np.array_equal(picks, pick_images(labels, 60, 16, [0, 1, 2, 3], seed=6))
+    plain = pick_images(None, 60, 25, None, seed=1)
+    assert len(set(plain)) == 25 and plain.max() < 60
+    with pytest.raises(ConfigError, match="class 0 has 10: give --components 40 or fewer"):
+        pick_images(labels, 60, 48, [0, 1, 2, 3], seed=5)
+    with pytest.raises(ConfigError, match="has 60: give --components 60 or fewer"):
+        pick_images(None, 60, 61, None, seed=5)

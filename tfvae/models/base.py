@@ -497,10 +497,11 @@ class Variational(Family):
         Option("min_scale", 1e-3, "floor of every learned standard deviation."),
         Option("prior", "normal", "p(z): N(0, I), a learned mixture of Gaussians, the VampPrior (a mixture "
                "of the posteriors of learned pseudo-inputs; with --condition label, a VampPrior per class, "
-               "p(z|y)), or class: a learned Gaussian per class, p(z|y) (with --condition label).",
-               choices=("normal", "mog", "vamp", "class")),
+               "p(z|y)), or class: a learned Gaussian per class, p(z|y) (with --condition label). expost is "
+               "not trained: `tfvae fit-prior RUN` fits it to a trained run (a mixture of training images' "
+               "posteriors).", choices=("normal", "mog", "vamp", "class", "expost")),
         Option("prior_components", 500, "components K of --prior mog or vamp (pseudo-inputs of the VampPrior; "
-               "with --condition label split equally among the classes)."),
+               "with --condition label split equally among the classes; the training images of expost)."),
         Option("prior_init", "data", "the VampPrior's pseudo-inputs start as random training images or as "
                "noise.", choices=("data", "noise")),
     )
@@ -511,7 +512,7 @@ class Variational(Family):
     # the prior options a prior does not use (a N(0, I) prior has no size, only the VampPrior has
     # pseudo-inputs to initialize)
     PRIOR_UNUSED: ClassVar[dict] = {"normal": ("prior_components", "prior_init"), "mog": ("prior_init",),
-                                    "class": ("prior_components", "prior_init")}
+                                    "class": ("prior_components", "prior_init"), "expost": ("prior_init",)}
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -588,6 +589,10 @@ class Variational(Family):
                                     c.prior_init, layer)
         if c.prior == "class":
             return priors.ClassPrior(c.latent_dim, c.label_classes, c.min_scale, layer)
+        if c.prior == "expost" and c.condition == "label":
+            return priors.ClassExPostPrior(c.latent_dim, c.prior_components, c.label_classes, layer)
+        if c.prior == "expost":
+            return priors.ExPostPrior(c.latent_dim, c.prior_components, layer)
         return priors.StandardNormal(c.latent_dim)
 
     def initialize(self, images, seed: int, labels=None) -> None:

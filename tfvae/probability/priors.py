@@ -171,6 +171,22 @@ def log_diagonal_gaussians(z, loc, scale):
     return tf.reshape(log_n, tf.concat([shape[:-1], tf.shape(loc)[:1]], axis=0))
 
 
+def log_diagonal_gaussians_per_example(z, loc, scale):
+    """log N(z_b; loc_bk, diag(scale_bk^2)) with components of each example's own: z (batch, d) or
+    (batch, samples, d), loc and scale (batch, K, d) -> (batch, K) or (batch, samples, K). The same
+    float64 expansion as `log_diagonal_gaussians`, as batched matrix products."""
+    rank2 = z.shape.rank == 2
+    zb = tf.cast(z[:, None, :] if rank2 else z, tf.float64)  # (batch, samples, d)
+    precision = tf.cast(1.0 / tf.square(scale), tf.float64)  # (batch, K, d)
+    loc64 = tf.cast(loc, tf.float64)
+    squared = (tf.matmul(tf.square(zb), precision, transpose_b=True)
+               - 2.0 * tf.matmul(zb, loc64 * precision, transpose_b=True)
+               + tf.reduce_sum(tf.square(loc64) * precision, axis=-1)[:, None, :])  # (batch, samples, K)
+    log_n = -0.5 * tf.cast(tf.maximum(squared, 0.0), tf.float32) \
+        - tf.reduce_sum(tf.math.log(scale), axis=-1)[:, None, :] - 0.5 * LOG_2PI * float(loc.shape[-1])
+    return log_n[:, 0, :] if rank2 else log_n
+
+
 def log_mixture_of_diagonal_gaussians(z, log_weights, loc, scale):
     """log sum_k w_k N(z; loc_k, diag(scale_k^2)) for z (..., d), log_weights (K,), loc and scale
     (K, d) (the component densities by `log_diagonal_gaussians`)."""
@@ -410,6 +426,81 @@ class ClassVampPrior(VampPrior):
         return out
 
 
+class ExPostPrior(MixturePrior):
+    """The ex-post prior (`tfvae fit-prior`): p(z) = (1/K) sum_k q(z | x_k), the posteriors of K
+    training images x_k, computed once after training and stored (Ghosh et al., 2020, ex-post
+    density estimation; the Exemplar VAE's prior, Norouzi et al., 2020, without its retraining).
+    The aggregate posterior is the prior that maximizes the training ELBO for the trained networks;
+    this is its K-image estimate. Nothing here is trained: `fit(loc, scale)` sets the components.
+    """
+
+    def __init__(self, latent_dim: int, components: int, layer=None):
+        from tfvae.layers import Parameters
+
+        super().__init__(latent_dim)
+        self.k = int(components)
+        self._layer = layer or Parameters(
+            {"loc": (self.k, self.latent_dim), "scale": (self.k, self.latent_dim)},
+            {"scale": {"class_name": "Constant", "config": {"value": 1.0}}}, name="prior")
+        self.description = f"an ex-post mixture of {self.k} training images' posteriors"
+
+    @property
+    def layer(self):
+        return self._layer
+
+    @property
+    def trainable_variables(self) -> list:
+        return []  # fitted once, never trained
+
+    def components(self):
+        return tf.zeros([self.k]), self._layer["loc"], self._layer["scale"]
+
+    def fit(self, loc, scale) -> None:
+        """Sets the K components: the posterior means and standard deviations, each (K, d)."""
+        loc, scale = np.asarray(loc, np.float32), np.asarray(scale, np.float32)
+        if loc.shape != (self.k, self.latent_dim) or scale.shape != loc.shape:
+            raise ValueError(f"the ex-post prior has {self.k} components of {self.latent_dim} dimensions; got "
+                             f"loc {loc.shape} and scale {scale.shape}")
+        if not (np.all(np.isfinite(loc)) and np.all(scale > 0) and np.all(np.isfinite(scale))):
+            raise TfvaeError("the posteriors the ex-post prior was fitted to are not finite (a diverged run?); "
+                             "fit it to a run whose training did not diverge")
+        self._layer["loc"].assign(loc)
+        self._layer["scale"].assign(scale)
+
+
+class ClassExPostPrior(ExPostPrior):
+    """The ex-post prior of a conditional model: K training images' posteriors q(z | x_k, y_k),
+    K / classes of each class, and p(z | y) = (1/K_y) sum_k q(z | x_{y,k}, y) (bound to a batch's
+    labels, a `ClassMixture`; the KL to q by Monte Carlo). A class without training images
+    (--classes) holds N(0, I) components, never drawn: a label the run was not trained on is
+    refused before any draw."""
+
+    def __init__(self, latent_dim: int, components: int, classes: int, layer=None):
+        if int(components) % int(classes) or int(components) < int(classes):
+            from tfvae.errors import ConfigError
+
+            raise ConfigError(f"the ex-post prior of a conditional model takes the same number of images from each "
+                              f"of the {classes} classes: give a number of components that is a multiple of "
+                              f"{classes} (e.g. {classes * max(1, int(components) // int(classes))})")
+        super().__init__(latent_dim, components, layer)
+        self.classes, self.per_class = int(classes), int(components) // int(classes)
+        self.component_class = np.repeat(np.arange(self.classes, dtype=np.int32), self.per_class)
+        self.description = (f"an ex-post mixture of training images' posteriors, {self.per_class} for each of "
+                            f"{self.classes} classes")
+
+    def given(self, label):
+        _, loc, scale = self.components()
+        return ClassMixture(loc, scale, self.classes, label, "p(z|y): an ex-post mixture per class")
+
+    def kl(self, q, z=None):
+        raise TfvaeError("the per-class ex-post prior's KL needs the labels: use prior.given(labels).kl(q, z)")
+
+    def mixture(self) -> dict:
+        out = super().mixture()
+        out["component_class"] = self.component_class
+        return out
+
+
 class ClassMixture(Prior):
     """p(z | y_b) for each example b of a batch: the equally weighted mixture of the components of
     class y_b (components grouped by class, K_y of each: loc and scale (classes * K_y, d)), a
@@ -434,14 +525,14 @@ class ClassMixture(Prior):
                                      tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1))
 
     def log_prob(self, z):
-        """log (1/K_y) sum_k N(z; loc_{y,k}, scale_{y,k}): every component's density by two matrix
-        products, then class y_b's K_y of them for example b."""
-        log_n = log_diagonal_gaussians(z, self.loc, self.scale)  # (batch[, samples], K)
-        shape = tf.concat([tf.shape(log_n)[:-1], [self.classes, self.per_class]], axis=0)
-        log_n = tf.reshape(log_n, shape)  # (batch[, samples], classes, K_y)
-        axis = 1 if z.shape.rank == 2 else 2
-        mine = tf.gather(log_n, self.label, axis=axis, batch_dims=1)  # (batch[, samples], K_y)
-        return tf.reduce_logsumexp(mine, axis=-1) - float(np.log(self.per_class))
+        """log (1/K_y) sum_k N(z; loc_{y,k}, scale_{y,k}): for example b, the densities of class
+        y_b's K_y components only (`log_diagonal_gaussians_per_example`), so the cost grows with
+        K_y, not with every class's K."""
+        k = self.per_class
+        loc = tf.gather(tf.reshape(self.loc, [self.classes, k, -1]), self.label)  # (batch, K_y, d)
+        scale = tf.gather(tf.reshape(self.scale, [self.classes, k, -1]), self.label)
+        log_n = log_diagonal_gaussians_per_example(z, loc, scale)  # (batch[, samples], K_y)
+        return tf.reduce_logsumexp(log_n, axis=-1) - float(np.log(k))
 
     def kl(self, q, z=None):
         if z is None:
@@ -507,7 +598,7 @@ class DiagonalGaussianPrior(Prior):
         return (loc[None, :] + scale[None, :] * ticks[:, None]).astype(np.float32)
 
 
-PRIORS = ("normal", "mog", "vamp", "class")
+PRIORS = ("normal", "mog", "vamp", "class", "expost")
 
 
 def standard_normal_prior(latent_dim: int):
