@@ -171,17 +171,24 @@ def _as_arguments(given: dict) -> list:
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="The new run directory: RUN_DIR's networks with the ex-post prior.")
-@click.option("--components", "-k", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Training images whose posteriors make the mixture (split equally among the classes of a "
-                   "conditional model).")
+@click.option("--kind", type=click.Choice(["gmm", "posteriors"]), default="gmm", show_default=True,
+              help="gmm: Gaussians fitted by EM to posterior draws of every training image; posteriors: the "
+                   "posteriors of --components random training images.")
+@click.option("--components", "-k", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Gaussians in the mixture (split equally among the classes of a conditional model).")
+@click.option("--draws", type=click.IntRange(min=1), default=2, show_default=True,
+              help="gmm: samples z ~ q(z|x) of each training image that the mixture is fitted to.")
+@click.option("--iterations", type=click.IntRange(min=1), default=100, show_default=True,
+              help="gmm: EM iterations.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Which training images, and their binarization.")
+              help="The draws, the starting means, and which training images (posteriors).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def fit_prior(run_dir, out, components, seed, overwrite, quiet):
-    """Replace a trained run's prior by the ex-post prior: a mixture of training
-    images' posteriors (p(z|y) per class for a conditional model), in a new run
-    directory that every command takes. RUN_DIR is only read.
+def fit_prior(run_dir, out, kind, components, draws, iterations, seed, overwrite, quiet):
+    """Replace a trained run's prior by the ex-post prior, a mixture of Gaussians
+    fitted to the aggregate posterior of its training images (p(z|y) per class
+    for a conditional model), in a new run directory that every command takes.
+    RUN_DIR is only read.
 
     \b
     Examples:
@@ -191,8 +198,8 @@ def fit_prior(run_dir, out, components, seed, overwrite, quiet):
     """
     from tfvae.expost import fit_prior as fit_prior_api
 
-    click.echo(fit_prior_api(run_dir, out, components=components, seed=seed, overwrite=overwrite,
-                             progress=not quiet))
+    click.echo(fit_prior_api(run_dir, out, components=components, kind=kind, draws=draws, iterations=iterations,
+                             seed=seed, overwrite=overwrite, progress=not quiet))
 
 
 @click.command()
@@ -223,8 +230,10 @@ def info(run_dir, as_json):
                + (", final model saved" if os.path.exists(run.model_path) else "") + _mid_epoch(run, rows))
     if meta.get("prior_of"):  # tfvae fit-prior: the training's metrics are the source run's, with its prior
         of = meta["prior_of"]
-        click.echo(f"prior      ex post: {of.get('images')} training images' posteriors, fitted after training to "
-                   f"{of.get('run')} (trained with --prior {of.get('prior')}; the metrics below are its training's)")
+        what = (f"{of.get('images')} training images' posteriors" if of.get("kind") == "posteriors" else
+                f"{of.get('components')} Gaussians fitted by EM to {of.get('draws')} posterior draws per training image")
+        click.echo(f"prior      ex post: {what}, fitted after training to {of.get('run')} (trained with --prior "
+                   f"{of.get('prior')}; the metrics below are its training's)")
     click.echo("config")
     click.echo(f"  {'model':<20} {config.model}")
     flat = config.to_dict()

@@ -1,17 +1,27 @@
-"""The ex-post prior: after training, p(z) (p(z|y) for a conditional model) replaced by a stored
-mixture of training images' posteriors (`tfvae fit-prior RUN --out OUT`).
+"""The ex-post prior: after training, p(z) (p(z|y) for a conditional model) replaced by a mixture
+of diagonal Gaussians fitted to the aggregate posterior of the training images (`tfvae fit-prior
+RUN --out OUT`).
 
 The prior that maximizes the training ELBO for the trained encoder and decoder is the aggregate
-posterior, (1/N) sum_n q(z | x_n); a learned prior (N(0, I), a Gaussian per class, the VampPrior's
-pseudo-inputs) only approximates it, and its samples fall where the decoder was rarely trained.
-K training images' posteriors, taken at random (K / classes of each class for a conditional
-model), are an estimate of it with a density (Ghosh et al., 2020, "From Variational to
-Deterministic Autoencoders", ex-post density estimation; Norouzi et al., 2020, the Exemplar VAE's
-prior). The networks are not changed: OUT is a new run directory with the same encoder and
-decoder and this prior, which every command takes (evaluate, sample, export, ...), and the
-trained run is not touched.
+posterior, (1/N) sum_n q(z | x_n) (per class, (1/N_y) sum_n q(z | x_n, y)); a prior learned with
+the networks (N(0, I), a Gaussian per class, the VampPrior's pseudo-inputs) only approximates it,
+and its samples fall where the decoder was rarely trained. Two estimates of it, each with a
+density, so that log p(x) is measured under the same prior the samples come from:
 
-    >>> tfvae.fit_prior("runs/fmnist-cvae-vamp", out="runs/fmnist-cvae-expost", components=5000)
+- `gmm` (the default): K diagonal Gaussians fitted by EM to `draws` samples z ~ q(z | x_n) of
+  every training image (Ghosh et al., 2020, "From Variational to Deterministic Autoencoders":
+  ex-post density estimation). Maximum likelihood on draws from the aggregate posterior is the
+  maximum of the ELBO's prior term, E_q[log p(z)], over the mixture's parameters.
+- `posteriors`: K training images' posteriors themselves, taken at random, with equal weights
+  (the Exemplar VAE's prior, Norouzi et al., 2020, without its retraining): the closest to the
+  aggregate posterior where the training images are, but narrow components whose density falls
+  off between them, so test images get a lower log p(x).
+
+The networks are not changed: OUT is a new run directory with the same encoder and decoder and
+this prior, which every command takes (evaluate, sample, export, ...); the trained run is only
+read.
+
+    >>> tfvae.fit_prior("runs/fmnist-cvae-vamp", out="runs/fmnist-cvae-expost", components=500)
 """
 
 from __future__ import annotations
@@ -24,9 +34,54 @@ import numpy as np
 
 from tfvae.errors import ConfigError, RunDirError
 
-DEFAULT_COMPONENTS = 5000
+KINDS = ("gmm", "posteriors")
+DEFAULT_COMPONENTS = 500
+DEFAULT_DRAWS = 2  # samples z ~ q(z|x) per training image that the mixture is fitted to
+DEFAULT_ITERATIONS = 100
+VARIANCE_FLOOR = 1e-4  # of each fitted component's variance: a scale of at least 0.01
 COPIED = ("metrics.csv", "classifier.keras", "classifier.json")  # the training's record, the fidelity classifier
 BATCH = 500
+
+
+def fit_mixture(z, components: int, seed: int, iterations: int = DEFAULT_ITERATIONS,
+                floor: float = VARIANCE_FLOOR):
+    """A mixture of `components` diagonal Gaussians fitted to the points z (N, d) by EM (float64,
+    the squared distances as matrix products): the means start at distinct random points, the
+    variances at the points' variance, the weights equal; a variance never below `floor`.
+    Returns (log_weights (K,), loc (K, d), scale (K, d), the mean log-density of z per EM
+    iteration (the last after the last update)). A function of (z, components, seed) alone."""
+    z = np.asarray(z, np.float64)
+    n, d = z.shape
+    if n < components:
+        raise ConfigError(f"a mixture of {components} Gaussians needs at least as many points, and there are {n}: "
+                          f"give fewer components")
+    rng = np.random.default_rng([int(seed), 5115])
+    loc = z[np.sort(rng.choice(n, size=components, replace=False))]
+    var = np.tile(np.maximum(z.var(axis=0), floor), (components, 1))
+    log_w = np.full(components, -np.log(components))
+    z2 = z * z
+    history = []
+
+    def log_joint():  # log w_k + log N(z_n; loc_k, var_k), (N, K)
+        precision = 1.0 / var
+        squared = z2 @ precision.T - 2.0 * z @ (loc * precision).T + np.sum(loc * loc * precision, axis=1)
+        return log_w - 0.5 * (np.maximum(squared, 0.0) + np.sum(np.log(2 * np.pi * var), axis=1))
+
+    for _ in range(int(iterations)):
+        joint = log_joint()
+        top = joint.max(axis=1, keepdims=True)
+        resp = np.exp(joint - top)
+        total = resp.sum(axis=1, keepdims=True)
+        history.append(float(np.mean(top[:, 0] + np.log(total[:, 0]))))
+        resp /= total
+        mass = resp.sum(axis=0) + 1e-12
+        loc = (resp.T @ z) / mass[:, None]
+        var = np.maximum((resp.T @ z2) / mass[:, None] - loc * loc, floor)
+        log_w = np.log(mass / mass.sum())
+    joint = log_joint()
+    top = joint.max(axis=1)
+    history.append(float(np.mean(top + np.log(np.exp(joint - top[:, None]).sum(axis=1)))))
+    return log_w, loc, np.sqrt(var), history
 
 
 def pick_images(labels, n_train: int, components: int, classes: Optional[list], seed: int) -> np.ndarray:
@@ -69,6 +124,58 @@ def as_trained(config, images, seed) -> np.ndarray:
     return x
 
 
+def aggregate_draws(trained, rows, label, draws: int, seed: int) -> np.ndarray:
+    """`draws` samples z ~ q(z | x_n[, y]) for each training image n in `rows` (as the model saw
+    them in training), shape (len(rows) * draws, d)."""
+    model, config = trained.model, trained.config
+    splits = trained.splits()
+    rng = np.random.default_rng([int(seed), 5116, 0 if label is None else 1 + int(label)])
+    out = []
+    for a in range(0, len(rows), BATCH):
+        picks = rows[a:a + BATCH]
+        x = as_trained(config, splits.train[picks], [int(seed), 5117 + a + 1_000_000 * (0 if label is None else label)])
+        view = model if label is None else model.given(np.full(len(picks), label, np.int32))
+        q = view.posterior(x)
+        loc, scale = q.mean().numpy(), q.stddev().numpy()
+        out += [loc + scale * rng.standard_normal(loc.shape) for _ in range(draws)]
+    return np.concatenate(out).astype(np.float64)
+
+
+def gaussian_mixture(trained, components: int, draws: int = DEFAULT_DRAWS, iterations: int = DEFAULT_ITERATIONS,
+                     seed: int = 0, progress=None):
+    """(log_weights, loc, scale, info): `components` diagonal Gaussians fitted by EM to `draws`
+    samples of the posterior of every training image, per class for a conditional model
+    (components / classes each, their log weights normalized within the class; a class without
+    training images keeps N(0, I) components). info: the mean log-density of the draws under the
+    fitted mixture, per class where there are classes."""
+    config = trained.config
+    splits = trained.splits()
+    d = config.latent_dim
+    groups = [(None, np.arange(len(splits.train)))] if not trained.conditional else \
+        [(c, np.flatnonzero(splits.train_labels == c)) for c in range(config.label_classes)]
+    per = components // len(groups)
+    log_w, loc, scale = np.full(components, -np.log(per)), np.zeros((components, d)), np.ones((components, d))
+    fitted = {}
+    if progress is not None:
+        progress.start("fitting the mixture", len(groups) * iterations, unit="EM step")
+    for g, (label, rows) in enumerate(groups):
+        if not len(rows):
+            continue
+        if len(rows) * draws < per:
+            which = "" if label is None else f" of class {label}"
+            raise ConfigError(f"{per} Gaussians need at least as many draws, and the {len(rows)} training images"
+                              f"{which} give {len(rows) * draws}: give fewer --components or more --draws")
+        z = aggregate_draws(trained, rows, label, draws, seed)
+        part = slice(g * per, (g + 1) * per)
+        log_w[part], loc[part], scale[part], history = fit_mixture(z, per, seed * 1000 + g, iterations)
+        fitted["all" if label is None else str(label)] = round(history[-1], 4)
+        if progress is not None:
+            progress.update((g + 1) * iterations)
+    if progress is not None:
+        progress.finish(len(groups) * iterations)
+    return log_w, loc, scale, {"mean_log_density_of_the_draws": fitted}
+
+
 def posteriors(trained, components: int, seed: int = 0, progress=None):
     """(loc, scale, indices): the posteriors q(z | x_k[, y_k]) of the picked training images,
     each (components, latent_dim), and the images' indices in the training split."""
@@ -94,11 +201,13 @@ def posteriors(trained, components: int, seed: int = 0, progress=None):
     return loc, scale, picks
 
 
-def fit_prior(run_dir: str, out: str, components: int = DEFAULT_COMPONENTS, seed: int = 0,
+def fit_prior(run_dir: str, out: str, components: int = DEFAULT_COMPONENTS, kind: str = "gmm",
+              draws: int = DEFAULT_DRAWS, iterations: int = DEFAULT_ITERATIONS, seed: int = 0,
               overwrite: bool = False, progress: bool = True, stream=None) -> str:
-    """Writes OUT, the run at `run_dir` with its prior replaced by the ex-post mixture of
-    `components` training images' posteriors (split equally among the classes of a conditional
-    model). Returns OUT's path. The run at `run_dir` is only read."""
+    """Writes OUT, the run at `run_dir` with its prior replaced by the ex-post prior: `components`
+    diagonal Gaussians (split equally among the classes of a conditional model), fitted by EM to
+    `draws` posterior samples of every training image (kind "gmm"), or the posteriors of that many
+    random training images (kind "posteriors"). Returns OUT's path. `run_dir` is only read."""
     import sys
 
     from tfvae.progress import Progress
@@ -113,8 +222,11 @@ def fit_prior(run_dir: str, out: str, components: int = DEFAULT_COMPONENTS, seed
     if not family.variational:
         raise ConfigError(f"{source.path} is --model {config.model}, an autoencoder: it has no prior; fit-prior needs a "
                           "variational model (vae, iwae, ...)")
-    if not isinstance(components, int) or components < 1:
-        raise ConfigError(f"--components must be a positive number of training images, got {components}")
+    if kind not in KINDS:
+        raise ConfigError(f"--kind is one of {', '.join(KINDS)}, not {kind!r}")
+    for name, value in (("components", components), ("draws", draws), ("iterations", iterations)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name} must be a positive whole number, got {value}")
     if target.exists() and not overwrite:
         raise RunDirError(f"{target.path} already exists; pass --overwrite to replace it or choose another --out")
     RunDir.check_writable(target.path)
@@ -132,10 +244,16 @@ def fit_prior(run_dir: str, out: str, components: int = DEFAULT_COMPONENTS, seed
         parts = {name: part for name, part in model.parts.items() if name != "prior"}
         bar = Progress(stream=stream, enabled=progress)
         fitted = family(new_config, model.image_shape, parts=parts)  # the same networks; a new prior
-        loc, scale, picks = posteriors(trained, components, seed, bar)
-        fitted.prior.fit(loc, scale)
-        new_meta = {**meta, "prior_of": {"run": source.path, "prior": config.prior, "components": components,
-                                         "seed": int(seed), "images": int((picks >= 0).sum())}}
+        of = {"run": source.path, "prior": config.prior, "kind": kind, "components": components, "seed": int(seed)}
+        if kind == "gmm":
+            log_w, loc, scale, info = gaussian_mixture(trained, components, draws, iterations, seed, bar)
+            of.update({"draws": draws, "iterations": iterations, **info})
+        else:
+            loc, scale, picks = posteriors(trained, components, seed, bar)
+            log_w = np.zeros(components)
+            of["images"] = int((picks >= 0).sum())
+        fitted.prior.fit(log_w, loc, scale)
+        new_meta = {**meta, "prior_of": of}
 
         def fill(staging: str) -> None:
             fitted.save(os.path.join(staging, os.path.basename(source.model_path)))
@@ -144,6 +262,8 @@ def fit_prior(run_dir: str, out: str, components: int = DEFAULT_COMPONENTS, seed
                     shutil.copy2(source.file(name), os.path.join(staging, name))
 
         target.create(new_config, new_meta, overwrite=overwrite, fill=fill)
-        bar.message(f"done: {shown_path(target.path)}, {fitted.prior.description} (the encoder and decoder of "
-                    f"{shown_path(source.path)}, whose prior was {model.prior.description})")
+        how = (f"EM on {draws} posterior draws of each training image" if kind == "gmm" else
+               f"the posteriors of {of['images']} training images")
+        bar.message(f"done: {shown_path(target.path)}, {fitted.prior.description} ({how}; the encoder and decoder "
+                    f"of {shown_path(source.path)}, whose prior was {model.prior.description})")
     return target.path

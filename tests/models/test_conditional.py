@@ -171,7 +171,7 @@ def _digests(folder):
 
 
 def test_fit_prior_stores_the_training_images_posteriors_and_leaves_the_run_as_it_was(labelled, tmp_path, capsys):
-    """fit-prior on a run trained without binarization (its posteriors are then deterministic):
+    """fit-prior --kind posteriors on a run trained without binarization (its posteriors are then deterministic):
     every component is the posterior q(z | x, y) of a distinct training image of its class, the
     networks are the run's, the run's files are unchanged; its log p(x|y), info and seed."""
     import tfvae
@@ -181,9 +181,10 @@ def test_fit_prior_stores_the_training_images_posteriors_and_leaves_the_run_as_i
     tfvae.fit(labelled[0], out=str(source), condition="label", latent_dim=2, hidden="32", epochs=3, batch_size=100,
               max_train_examples=1600, binarize="none", progress=False)
     before = _digests(source)
-    code, out, err = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post", "-k", 8 * 12)
+    code, out, err = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post", "-k", 8 * 12, "--kind", "posteriors")
     assert code == 0, err
-    assert out.strip().endswith("post") and "12 for each of 8 classes" in err and "N(0, I)" in err
+    assert out.strip().endswith("post") and "12 Gaussians for each of 8 classes" in err and "N(0, I)" in err
+    assert "the posteriors of 96 training images" in err
     assert _digests(source) == before
     run, fitted = tfvae.load(str(source)), tfvae.load(str(tmp_path / "post"))
     for name in ("encoder", "decoder"):
@@ -200,30 +201,46 @@ def test_fit_prior_stores_the_training_images_posteriors_and_leaves_the_run_as_i
     np.testing.assert_allclose(scale.numpy(), train_scale[nearest], rtol=1e-5)
     config = json.load(open(tmp_path / "post" / "config.json"))
     assert (config["prior"], config["prior_components"]) == ("expost", 96)
-    assert config["prior_of"] == {"run": str(source), "prior": "normal", "components": 96, "seed": 0, "images": 96}
+    assert config["prior_of"] == {"run": str(source), "prior": "normal", "kind": "posteriors", "components": 96,
+                                  "seed": 0, "images": 96}
     x, y = splits.test[:60], splits.test_labels[:60].astype(np.int32)
     ll = log_likelihood(fitted.model, x, k=300, labels=y)
     elbo = per_image_terms(fitted.model, x, labels=y, samples=50)["elbo"]
     assert np.all(np.isfinite(ll)) and elbo.mean() < ll.mean()
     code, out, _ = run_cli(capsys, "info", tmp_path / "post")
     assert code == 0 and f"fitted after training to {source}" in out
-    code, _, _ = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post2", "-k", 8 * 12, "--seed", 1, "-q")
+    code, _, _ = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post2", "-k", 8 * 12, "--seed", 1, "-q",
+                         "--kind", "posteriors")
     other = tfvae.load(str(tmp_path / "post2")).model.prior.components()[1].numpy()
     assert code == 0 and not np.array_equal(other, loc.numpy())  # the seed picks other images
 
 
 def test_the_ex_post_prior_of_the_vampprior_run(cvamp, cexpost):
-    """On the binarized cvamp run: the samples are of the class asked for; the bound holds."""
+    """fit-prior (EM, the default) on the binarized cvamp run: each class's mixture is the one
+    fitted to that class's posterior draws (their mean log-density, recomputed, is the one the
+    fit recorded, and EM raised it above the run's VampPrior's); the samples are of the class
+    asked for; the bound holds."""
     from tfvae.evaluation import evaluate
+    from tfvae.expost import aggregate_draws
 
     assert type(cexpost.model.prior).__name__ == "ClassExPostPrior" and cexpost.model.kl_metric == "kl_mc"
+    of = json.load(open(os.path.join(cexpost.run_dir, "config.json")))["prior_of"]
+    assert (of["kind"], of["components"], of["draws"], of["iterations"]) == ("gmm", 320, 2, 100)
+    labels = cexpost.splits().train_labels
+    for c in (0, 5):
+        z = aggregate_draws(cexpost, np.flatnonzero(labels == c), c, 2, 0).astype(np.float32)
+        y = np.full(len(z), c, np.int32)
+        fitted = cexpost.model.prior.given(y).log_prob(z).numpy().mean()
+        assert fitted == pytest.approx(of["mean_log_density_of_the_draws"][str(c)], abs=1e-3)
+        assert fitted > cvamp.model.prior.given(y).log_prob(z).numpy().mean()
     for label in range(CLASSES):
         samples = cexpost.sample(40, seed=label, label=label)
         assert np.mean([bar_class(s) == label for s in samples]) >= 0.7, label
     report = evaluate(cexpost, k=200, max_test_examples=100, fidelity_samples=400)
     m = report["metrics"]
     assert m["elbo"] < m["log_likelihood"] and m["label_fidelity"] >= 0.8
-    assert report["prior"] == "an ex-post mixture of training images' posteriors, 40 for each of 8 classes"
+    assert report["prior"] == ("an ex-post mixture per class, 40 Gaussians for each of 8 classes, fitted to its "
+                               "aggregate posterior")
 
 
 def test_fit_prior_errors_are_one_line(capsys, tmp_path, cvamp, cexpost, runs, labelled):
@@ -231,7 +248,9 @@ def test_fit_prior_errors_are_one_line(capsys, tmp_path, cvamp, cexpost, runs, l
         (["fit-prior", str(runs["ae"]), "-o", str(tmp_path / "a")], "an autoencoder: it has no prior"),
         (["fit-prior", str(runs["hvae2"]), "-o", str(tmp_path / "a")], "more than one stochastic layer"),
         (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", "12"], "a multiple of 8"),
-        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", str(8 * 1000)], "or fewer"),
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", str(8 * 1000), "--kind", "posteriors"],
+         "or fewer"),
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", str(8 * 1000)], "give fewer --components"),
         (["fit-prior", cvamp.run_dir, "-o", cexpost.run_dir], "already exists; pass --overwrite"),
         (["fit-prior", cvamp.run_dir, "-o", cvamp.run_dir], "give another --out"),
         (["fit", "-o", cexpost.run_dir, "--resume"], "has no training to continue"),
@@ -247,7 +266,7 @@ def test_fit_prior_of_an_unconditional_run(runs, tmp_path):
     import tfvae
     from tfvae.evaluation import log_likelihood
 
-    tfvae.fit_prior(str(runs["vae2"]), out=str(tmp_path / "post"), components=50, progress=False)
+    tfvae.fit_prior(str(runs["vae2"]), out=str(tmp_path / "post"), components=20, progress=False)
     fitted = tfvae.load(str(tmp_path / "post"))
     assert type(fitted.model.prior).__name__ == "ExPostPrior" and fitted.sample(5).shape == (5, 28, 28, 1)
     x = fitted.splits().test[:20]

@@ -138,7 +138,7 @@ def _one_dimensional_vae(prior):
     if prior == "vamp":
         m.initialize(family_images(10, seed=5), seed=1)
     if prior == "expost":  # three posteriors, as fit-prior stores them
-        m.prior.fit([[-1.0], [0.5], [2.0]], [[0.5], [1.0], [0.7]])
+        m.prior.fit(np.log([0.2, 0.5, 0.3]), [[-1.0], [0.5], [2.0]], [[0.5], [1.0], [0.7]])
     head = m.encoder.get_layer("posterior")
     head.loc_layer.kernel.assign(np.zeros_like(head.loc_layer.kernel.numpy()))
     head.raw_scale_layer.kernel.assign(np.zeros_like(head.raw_scale_layer.kernel.numpy()))
@@ -319,44 +319,93 @@ def test_the_per_class_vampprior_needs_a_multiple_of_the_classes(capsys, tmp_pat
         m.initialize(images, seed=1)
 
 
-def test_the_ex_post_prior_is_the_mixture_of_the_posteriors_it_holds():
-    """--prior expost (fit-prior): p(z) = (1/K) sum_k N(z; loc_k, scale_k^2), by hand; per class,
-    p(z|y) over class y's K/C components; nothing trained; what fit refuses to store."""
+def test_the_ex_post_prior_is_the_mixture_it_holds():
+    """--prior expost (fit-prior): p(z) = sum_k w_k N(z; loc_k, scale_k^2), by hand; per class,
+    p(z|y) over class y's K/C components with their weights normalized within the class; its
+    draws by weight; nothing trained; what fit refuses to store."""
     from tfvae.errors import ConfigError, TfvaeError
+    from tfvae.export.tflite import draw_prior
 
     rng = np.random.default_rng(4)
     loc, scale = rng.normal(size=(6, 3)).astype(np.float32), rng.uniform(0.2, 1.5, (6, 3)).astype(np.float32)
+    log_w = np.log([0.1, 0.3, 0.2, 0.2, 0.15, 0.05]).astype(np.float32) + 2.0  # up to a constant
     z3 = (rng.normal(size=(4, 5, 3)) * 1.5).astype(np.float32)
     plain = family_model(model="vae", prior="expost", prior_components=6)
-    assert plain.prior.description == "an ex-post mixture of 6 training images' posteriors"
-    plain.prior.fit(loc, scale)
+    assert plain.prior.description == "an ex-post mixture of 6 Gaussians fitted to the aggregate posterior"
+    plain.prior.fit(log_w, loc, scale)
     assert plain.prior.trainable_variables == [] and plain.kl_metric == "kl_mc"
+    weights = [0.1, 0.3, 0.2, 0.2, 0.15, 0.05]
     np.testing.assert_allclose(plain.prior.log_prob(tf.constant(z3)).numpy(),
-                               _mixture_log_density(z3, np.full(6, 1 / 6), loc, scale), rtol=1e-5, atol=1e-4)
+                               _mixture_log_density(z3, weights, loc, scale), rtol=1e-5, atol=1e-4)
     m = family_model(model="vae", condition="label", label_classes=3, prior="expost", prior_components=6)
     prior = m.prior
-    prior.fit(loc, scale)
-    assert prior.description == "an ex-post mixture of training images' posteriors, 2 for each of 3 classes"
+    prior.fit(log_w, loc, scale)
+    assert prior.description == ("an ex-post mixture per class, 2 Gaussians for each of 3 classes, fitted to its "
+                                 "aggregate posterior")
+    within = np.array([[0.25, 0.75], [0.5, 0.5], [0.75, 0.25]])  # each class's weights, normalized
     y = np.array([2, 0, 1, 2], np.int32)
-    by_hand = np.stack([_mixture_log_density(z3[b], [0.5, 0.5], loc[2 * y[b]:2 * y[b] + 2], scale[2 * y[b]:2 * y[b] + 2])
-                        for b in range(4)])
+    by_hand = np.stack([_mixture_log_density(z3[b], within[y[b]], loc[2 * y[b]:2 * y[b] + 2],
+                                             scale[2 * y[b]:2 * y[b] + 2]) for b in range(4)])
     bound = prior.given(tf.constant(y))
     np.testing.assert_allclose(bound.log_prob(tf.constant(z3)).numpy(), by_hand, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(bound.log_prob(tf.constant(z3[:, 0])).numpy(), by_hand[:, 0], rtol=1e-5, atol=1e-4)
-    mix = prior.mixture()
+    np.testing.assert_allclose(bound.distribution().log_prob(z3[:, 0]).numpy(), by_hand[:, 0], rtol=1e-5, atol=1e-4)
+    mix = prior.mixture()  # unbound: equally frequent classes
     np.testing.assert_array_equal(mix["component_class"], [0, 0, 1, 1, 2, 2])
+    np.testing.assert_allclose(mix["weights"], within.reshape(-1) / 3, rtol=1e-5)
     np.testing.assert_allclose(mix["scale"], scale)
-    prior.fit(loc + 30.0 * np.repeat(np.arange(3), 2)[:, None], scale)  # classes far apart
-    draws = prior.given(tf.constant(np.repeat(y, 50))).sample(200, tf.constant([1, 2])).numpy()
-    np.testing.assert_array_equal(np.round(draws.mean(axis=1) / 30.0), np.repeat(y, 50))  # the label's components
+    # draws: a component of the label's by its weight (seeded, inside an exported graph, the edge runner's)
+    far = np.array([[-20.0], [-10.0], [10.0], [20.0], [40.0], [50.0]], np.float32)
+    one = family_model(model="vae", condition="label", label_classes=3, prior="expost", prior_components=6,
+                       latent_dim=1)
+    one.prior.fit(log_w, far, np.ones((6, 1), np.float32))
+    labels = np.repeat(np.arange(3), 20000).astype(np.int32)
+    bound = one.prior.given(tf.constant(labels))
+    for z in (bound.sample(60000, tf.constant([3, 4])).numpy()[:, 0], bound.sample_in_graph(tf.constant(60000)).numpy()[:, 0],
+              draw_prior(one.prior.mixture(), 60000, 5, labels)[:, 0]):
+        nearest = np.abs(z[:, None] - far[None, :, 0]).argmin(axis=1)
+        np.testing.assert_array_equal(nearest // 2, labels)  # only the label's components
+        np.testing.assert_allclose([np.mean(nearest[labels == c] == 2 * c) for c in range(3)], within[:, 0], atol=0.015)
     with pytest.raises(TfvaeError, match="needs the labels"):
         prior.kl(None, tf.constant(z3))
     with pytest.raises(ValueError, match="6 components of 3 dimensions"):
-        prior.fit(loc[:5], scale[:5])
+        prior.fit(log_w[:5], loc[:5], scale[:5])
     with pytest.raises(TfvaeError, match="not finite"):
-        prior.fit(np.where(loc > 1, np.nan, loc), scale)
+        prior.fit(log_w, np.where(loc > 1, np.nan, loc), scale)
     with pytest.raises(ConfigError, match="multiple of 3"):
         family_model(model="vae", condition="label", label_classes=3, prior="expost", prior_components=7)
+
+
+def test_em_fits_a_known_mixture_and_never_lowers_the_likelihood():
+    """fit_mixture on 20,000 draws of a known two-component mixture in 2-d: its weights, means and
+    scales come back; the mean log-density rises at every EM step (the EM guarantee); the same
+    seed gives the same fit; the variance floor holds."""
+    from tfvae.expost import fit_mixture
+
+    rng = np.random.default_rng(0)
+    n = 20000
+    first = rng.random(n) < 0.3
+    z = np.where(first[:, None], rng.normal([-3.0, 1.0], [0.5, 1.0], (n, 2)), rng.normal([2.0, -1.0], [1.5, 0.3], (n, 2)))
+    log_w, loc, scale, history = fit_mixture(z, 2, seed=1, iterations=60)
+    order = np.argsort(loc[:, 0])
+    np.testing.assert_allclose(np.exp(log_w[order]), [0.3, 0.7], atol=0.01)
+    np.testing.assert_allclose(loc[order], [[-3.0, 1.0], [2.0, -1.0]], atol=0.05)
+    np.testing.assert_allclose(scale[order], [[0.5, 1.0], [1.5, 0.3]], rtol=0.03)
+    assert np.all(np.diff(history) >= -1e-9) and history[-1] > history[0] + 0.1
+    def normal(mean, sd):
+        mean, sd = np.array(mean), np.array(sd)
+        return np.prod(np.exp(-0.5 * ((z - mean) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), axis=1)
+
+    exact = np.log(0.3 * normal([-3, 1], [0.5, 1.0]) + 0.7 * normal([2, -1], [1.5, 0.3]))
+    assert abs(history[-1] - exact.mean()) < 0.01  # the fit's log-density of the points is the true one's
+    again = fit_mixture(z, 2, seed=1, iterations=60)
+    np.testing.assert_array_equal(again[1], loc)
+    _, _, tight, _ = fit_mixture(np.repeat(z[:3], 10, axis=0), 3, seed=0, iterations=5, floor=0.04)
+    assert tight.min() >= 0.2 - 1e-9  # three points, three components: each variance held at the floor
+    from tfvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least as many points"):
+        fit_mixture(z[:3], 4, seed=0)
 
 
 def test_the_ex_post_prior_picks_distinct_training_images_of_each_class():

@@ -427,11 +427,13 @@ class ClassVampPrior(VampPrior):
 
 
 class ExPostPrior(MixturePrior):
-    """The ex-post prior (`tfvae fit-prior`): p(z) = (1/K) sum_k q(z | x_k), the posteriors of K
-    training images x_k, computed once after training and stored (Ghosh et al., 2020, ex-post
-    density estimation; the Exemplar VAE's prior, Norouzi et al., 2020, without its retraining).
-    The aggregate posterior is the prior that maximizes the training ELBO for the trained networks;
-    this is its K-image estimate. Nothing here is trained: `fit(loc, scale)` sets the components.
+    """The ex-post prior (`tfvae fit-prior`): a mixture of K diagonal Gaussians fitted to the
+    aggregate posterior (1/N) sum_n q(z | x_n) of a trained model's training images, once, after
+    training, and stored (Ghosh et al., 2020, ex-post density estimation). The aggregate posterior
+    is the prior that maximizes the training ELBO for the trained networks; a learned prior only
+    approximates it. `tfvae.expost` fits either a Gaussian mixture by EM to draws from it, or
+    takes K training images' posteriors as the components (the Exemplar VAE's prior, Norouzi et
+    al., 2020). Nothing here is trained: `fit(log_weights, loc, scale)` sets the components.
     """
 
     def __init__(self, latent_dim: int, components: int, layer=None):
@@ -440,9 +442,9 @@ class ExPostPrior(MixturePrior):
         super().__init__(latent_dim)
         self.k = int(components)
         self._layer = layer or Parameters(
-            {"loc": (self.k, self.latent_dim), "scale": (self.k, self.latent_dim)},
+            {"logits": (self.k,), "loc": (self.k, self.latent_dim), "scale": (self.k, self.latent_dim)},
             {"scale": {"class_name": "Constant", "config": {"value": 1.0}}}, name="prior")
-        self.description = f"an ex-post mixture of {self.k} training images' posteriors"
+        self.description = f"an ex-post mixture of {self.k} Gaussians fitted to the aggregate posterior"
 
     @property
     def layer(self):
@@ -453,27 +455,31 @@ class ExPostPrior(MixturePrior):
         return []  # fitted once, never trained
 
     def components(self):
-        return tf.zeros([self.k]), self._layer["loc"], self._layer["scale"]
+        return self._layer["logits"], self._layer["loc"], self._layer["scale"]
 
-    def fit(self, loc, scale) -> None:
-        """Sets the K components: the posterior means and standard deviations, each (K, d)."""
+    def fit(self, log_weights, loc, scale) -> None:
+        """Sets the K components: log weights (K,) (up to a constant; per class for a conditional
+        model), means and standard deviations (K, d)."""
+        log_weights = np.asarray(log_weights, np.float32)
         loc, scale = np.asarray(loc, np.float32), np.asarray(scale, np.float32)
-        if loc.shape != (self.k, self.latent_dim) or scale.shape != loc.shape:
+        if loc.shape != (self.k, self.latent_dim) or scale.shape != loc.shape or log_weights.shape != (self.k,):
             raise ValueError(f"the ex-post prior has {self.k} components of {self.latent_dim} dimensions; got "
-                             f"loc {loc.shape} and scale {scale.shape}")
-        if not (np.all(np.isfinite(loc)) and np.all(scale > 0) and np.all(np.isfinite(scale))):
+                             f"log_weights {log_weights.shape}, loc {loc.shape} and scale {scale.shape}")
+        if not (np.all(np.isfinite(loc)) and np.all(scale > 0) and np.all(np.isfinite(scale))
+                and np.all(np.isfinite(log_weights))):
             raise TfvaeError("the posteriors the ex-post prior was fitted to are not finite (a diverged run?); "
                              "fit it to a run whose training did not diverge")
+        self._layer["logits"].assign(log_weights)
         self._layer["loc"].assign(loc)
         self._layer["scale"].assign(scale)
 
 
 class ClassExPostPrior(ExPostPrior):
-    """The ex-post prior of a conditional model: K training images' posteriors q(z | x_k, y_k),
-    K / classes of each class, and p(z | y) = (1/K_y) sum_k q(z | x_{y,k}, y) (bound to a batch's
-    labels, a `ClassMixture`; the KL to q by Monte Carlo). A class without training images
-    (--classes) holds N(0, I) components, never drawn: a label the run was not trained on is
-    refused before any draw."""
+    """The ex-post prior of a conditional model: K / classes components for each class, fitted to
+    class y's aggregate posterior, and p(z | y) their mixture, the weights of class y's components
+    normalized among them (bound to a batch's labels, a `ClassMixture`; the KL to q by Monte
+    Carlo). A class without training images (--classes) holds N(0, I) components, never drawn: a
+    label the run was not trained on is refused before any draw."""
 
     def __init__(self, latent_dim: int, components: int, classes: int, layer=None):
         if int(components) % int(classes) or int(components) < int(classes):
@@ -485,12 +491,21 @@ class ClassExPostPrior(ExPostPrior):
         super().__init__(latent_dim, components, layer)
         self.classes, self.per_class = int(classes), int(components) // int(classes)
         self.component_class = np.repeat(np.arange(self.classes, dtype=np.int32), self.per_class)
-        self.description = (f"an ex-post mixture of training images' posteriors, {self.per_class} for each of "
-                            f"{self.classes} classes")
+        self.description = (f"an ex-post mixture per class, {self.per_class} Gaussians for each of {self.classes} "
+                            "classes, fitted to its aggregate posterior")
+
+    def class_log_weights(self):
+        """log w_k normalized within each class: (K,)."""
+        logits = tf.reshape(self._layer["logits"], [self.classes, self.per_class])
+        return tf.reshape(tf.nn.log_softmax(logits, axis=-1), [-1])
+
+    def components(self):
+        """Unbound: p(z) for equally frequent classes, each class's weights summing to 1/classes."""
+        return self.class_log_weights(), self._layer["loc"], self._layer["scale"]
 
     def given(self, label):
-        _, loc, scale = self.components()
-        return ClassMixture(loc, scale, self.classes, label, "p(z|y): an ex-post mixture per class")
+        return ClassMixture(self._layer["loc"], self._layer["scale"], self.classes, label,
+                            "p(z|y): an ex-post mixture per class", log_weights=self.class_log_weights())
 
     def kl(self, q, z=None):
         raise TfvaeError("the per-class ex-post prior's KL needs the labels: use prior.given(labels).kl(q, z)")
@@ -507,11 +522,19 @@ class ClassMixture(Prior):
     `ClassVampPrior` bound to the batch's labels. log_prob takes z of shape (batch, d) or (batch,
     samples, d); the KL to q is the Monte Carlo estimate over the bound's samples."""
 
-    def __init__(self, loc, scale, classes: int, label, description: str = "a mixture per class"):
+    def __init__(self, loc, scale, classes: int, label, description: str = "a mixture per class", log_weights=None):
         super().__init__(int(loc.shape[-1]))
         self.loc, self.scale, self.classes, self.description = loc, scale, int(classes), description
         self.per_class = int(loc.shape[0]) // self.classes
         self.label = tf.cast(tf.reshape(tf.convert_to_tensor(label), [-1]), tf.int32)
+        # log w_{y,k}, normalized within each class (None: equal weights, 1/K_y)
+        self.log_weights = None if log_weights is None else tf.reshape(log_weights, [self.classes, self.per_class])
+
+    def _label_log_weights(self, labels):
+        """(len(labels), K_y): the log weights of each label's components."""
+        if self.log_weights is None:
+            return tf.fill(tf.stack([tf.shape(labels)[0], self.per_class]), -float(np.log(self.per_class)))
+        return tf.gather(self.log_weights, labels)
 
     def _labels(self, n):
         """The labels of n draws: the bound labels, or one label for every draw."""
@@ -521,18 +544,22 @@ class ClassMixture(Prior):
         k = self.per_class
         loc = tf.gather(tf.reshape(self.loc, [self.classes, k, -1]), self.label)  # (batch, K_y, d)
         scale = tf.gather(tf.reshape(self.scale, [self.classes, k, -1]), self.label)
-        return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(tf.shape(loc)[:2])),
+        return tfd.MixtureSameFamily(tfd.Categorical(logits=self._label_log_weights(self.label)),
                                      tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1))
 
     def log_prob(self, z):
-        """log (1/K_y) sum_k N(z; loc_{y,k}, scale_{y,k}): for example b, the densities of class
-        y_b's K_y components only (`log_diagonal_gaussians_per_example`), so the cost grows with
-        K_y, not with every class's K."""
+        """log sum_k w_{y,k} N(z; loc_{y,k}, scale_{y,k}) (w = 1/K_y unless weighted): for example b,
+        the densities of class y_b's K_y components only (`log_diagonal_gaussians_per_example`),
+        so the cost grows with K_y, not with every class's K."""
+        z = tf.convert_to_tensor(z, tf.float32)
         k = self.per_class
         loc = tf.gather(tf.reshape(self.loc, [self.classes, k, -1]), self.label)  # (batch, K_y, d)
         scale = tf.gather(tf.reshape(self.scale, [self.classes, k, -1]), self.label)
         log_n = log_diagonal_gaussians_per_example(z, loc, scale)  # (batch[, samples], K_y)
-        return tf.reduce_logsumexp(log_n, axis=-1) - float(np.log(k))
+        if self.log_weights is None:
+            return tf.reduce_logsumexp(log_n, axis=-1) - float(np.log(k))
+        log_w = tf.gather(self.log_weights, self.label)  # (batch, K_y)
+        return tf.reduce_logsumexp(log_n + (log_w if z.shape.rank == 2 else log_w[:, None, :]), axis=-1)
 
     def kl(self, q, z=None):
         if z is None:
@@ -546,13 +573,20 @@ class ClassMixture(Prior):
 
     def sample(self, n: int, seed):
         seeds = tf.random.experimental.stateless_split(tf.cast(tf.convert_to_tensor(seed), tf.int32), 2)
-        k = tf.random.stateless_uniform([n], seeds[0], 0, self.per_class, dtype=tf.int32)
+        if self.log_weights is None:
+            k = tf.random.stateless_uniform([n], seeds[0], 0, self.per_class, dtype=tf.int32)
+        else:  # a component of the label's by its weight
+            k = tf.random.stateless_categorical(self._label_log_weights(self._labels(n)), 1, seeds[0],
+                                                dtype=tf.int32)[:, 0]
         return self._draw(n, k, tf.random.stateless_normal([n, self.latent_dim], seeds[1]))
 
     def sample_in_graph(self, n):
-        """A component of the label's K_y per draw (MULTINOMIAL), then loc + scale * eps
+        """A component of the label's K_y per draw, by weight (MULTINOMIAL), then loc + scale * eps
         (RANDOM_STANDARD_NORMAL): TFLite builtins."""
-        k = tf.random.categorical(tf.zeros([1, self.per_class]), n, dtype=tf.int32)[0]
+        if self.log_weights is None:
+            k = tf.random.categorical(tf.zeros([1, self.per_class]), n, dtype=tf.int32)[0]
+        else:
+            k = tf.random.categorical(self._label_log_weights(self._labels(n)), 1, dtype=tf.int32)[:, 0]
         return self._draw(n, k, tf.random.normal(tf.stack([n, self.latent_dim])))
 
 
