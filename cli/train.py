@@ -174,9 +174,9 @@ def _as_arguments(given: dict) -> list:
 @click.option("--kind", type=click.Choice(["gmm", "posteriors"]), default="gmm", show_default=True,
               help="gmm: Gaussians fitted by EM to posterior draws of every training image; posteriors: the "
                    "posteriors of --components random training images.")
-@click.option("--components", "-k", type=click.IntRange(min=1), default=500, show_default=True,
+@click.option("--components", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Gaussians in the mixture (split equally among the classes of a conditional model).")
-@click.option("--draws", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--draws", type=click.IntRange(min=1), default=4, show_default=True,
               help="gmm: samples z ~ q(z|x) of each training image that the mixture is fitted to.")
 @click.option("--iterations", type=click.IntRange(min=1), default=100, show_default=True,
               help="gmm: EM iterations.")

@@ -35,8 +35,8 @@ import numpy as np
 from tfvae.errors import ConfigError, RunDirError
 
 KINDS = ("gmm", "posteriors")
-DEFAULT_COMPONENTS = 500
-DEFAULT_DRAWS = 2  # samples z ~ q(z|x) per training image that the mixture is fitted to
+DEFAULT_COMPONENTS = 1000
+DEFAULT_DRAWS = 4  # samples z ~ q(z|x) per training image that the mixture is fitted to
 DEFAULT_ITERATIONS = 100
 VARIANCE_FLOOR = 1e-4  # of each fitted component's variance: a scale of at least 0.01
 COPIED = ("metrics.csv", "classifier.keras", "classifier.json")  # the training's record, the fidelity classifier
@@ -44,12 +44,13 @@ BATCH = 500
 
 
 def fit_mixture(z, components: int, seed: int, iterations: int = DEFAULT_ITERATIONS,
-                floor: float = VARIANCE_FLOOR):
+                floor: float = VARIANCE_FLOOR, chunk: int = 16384):
     """A mixture of `components` diagonal Gaussians fitted to the points z (N, d) by EM (float64,
-    the squared distances as matrix products): the means start at distinct random points, the
-    variances at the points' variance, the weights equal; a variance never below `floor`.
-    Returns (log_weights (K,), loc (K, d), scale (K, d), the mean log-density of z per EM
-    iteration (the last after the last update)). A function of (z, components, seed) alone."""
+    the squared distances as matrix products, `chunk` points at a time so that memory grows with
+    chunk * components, not with N): the means start at distinct random points, the variances at
+    the points' variance, the weights equal; a variance never below `floor`. Returns
+    (log_weights (K,), loc (K, d), scale (K, d), the mean log-density of z before each EM update
+    and after the last). A function of (z, components, seed) alone."""
     z = np.asarray(z, np.float64)
     n, d = z.shape
     if n < components:
@@ -59,28 +60,37 @@ def fit_mixture(z, components: int, seed: int, iterations: int = DEFAULT_ITERATI
     loc = z[np.sort(rng.choice(n, size=components, replace=False))]
     var = np.tile(np.maximum(z.var(axis=0), floor), (components, 1))
     log_w = np.full(components, -np.log(components))
-    z2 = z * z
     history = []
 
-    def log_joint():  # log w_k + log N(z_n; loc_k, var_k), (N, K)
+    def e_step():
+        """The mean log-density of z, and the sufficient statistics sum_n r_nk, sum_n r_nk z_n, sum_n r_nk z_n^2."""
         precision = 1.0 / var
-        squared = z2 @ precision.T - 2.0 * z @ (loc * precision).T + np.sum(loc * loc * precision, axis=1)
-        return log_w - 0.5 * (np.maximum(squared, 0.0) + np.sum(np.log(2 * np.pi * var), axis=1))
+        lp, loc_term = loc * precision, np.sum(loc * loc * precision, axis=1)
+        log_det = np.sum(np.log(2 * np.pi * var), axis=1)
+        total, mass, first, second = 0.0, np.zeros(components), np.zeros((components, d)), np.zeros((components, d))
+        for a in range(0, n, chunk):
+            zc = z[a:a + chunk]
+            z2 = zc * zc
+            squared = np.maximum(z2 @ precision.T - 2.0 * zc @ lp.T + loc_term, 0.0)  # (chunk, K)
+            joint = log_w - 0.5 * (squared + log_det)
+            top = joint.max(axis=1, keepdims=True)
+            resp = np.exp(joint - top)
+            norm = resp.sum(axis=1, keepdims=True)
+            total += float(np.sum(top[:, 0] + np.log(norm[:, 0])))
+            resp /= norm
+            mass += resp.sum(axis=0)
+            first += resp.T @ zc
+            second += resp.T @ z2
+        return total / n, mass, first, second
 
     for _ in range(int(iterations)):
-        joint = log_joint()
-        top = joint.max(axis=1, keepdims=True)
-        resp = np.exp(joint - top)
-        total = resp.sum(axis=1, keepdims=True)
-        history.append(float(np.mean(top[:, 0] + np.log(total[:, 0]))))
-        resp /= total
-        mass = resp.sum(axis=0) + 1e-12
-        loc = (resp.T @ z) / mass[:, None]
-        var = np.maximum((resp.T @ z2) / mass[:, None] - loc * loc, floor)
+        mean_log_density, mass, first, second = e_step()
+        history.append(mean_log_density)
+        mass = mass + 1e-12
+        loc = first / mass[:, None]
+        var = np.maximum(second / mass[:, None] - loc * loc, floor)
         log_w = np.log(mass / mass.sum())
-    joint = log_joint()
-    top = joint.max(axis=1)
-    history.append(float(np.mean(top + np.log(np.exp(joint - top[:, None]).sum(axis=1)))))
+    history.append(e_step()[0])
     return log_w, loc, np.sqrt(var), history
 
 

@@ -181,7 +181,7 @@ def test_fit_prior_stores_the_training_images_posteriors_and_leaves_the_run_as_i
     tfvae.fit(labelled[0], out=str(source), condition="label", latent_dim=2, hidden="32", epochs=3, batch_size=100,
               max_train_examples=1600, binarize="none", progress=False)
     before = _digests(source)
-    code, out, err = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post", "-k", 8 * 12, "--kind", "posteriors")
+    code, out, err = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post", "--components", 8 * 12, "--kind", "posteriors")
     assert code == 0, err
     assert out.strip().endswith("post") and "12 Gaussians for each of 8 classes" in err and "N(0, I)" in err
     assert "the posteriors of 96 training images" in err
@@ -209,7 +209,7 @@ def test_fit_prior_stores_the_training_images_posteriors_and_leaves_the_run_as_i
     assert np.all(np.isfinite(ll)) and elbo.mean() < ll.mean()
     code, out, _ = run_cli(capsys, "info", tmp_path / "post")
     assert code == 0 and f"fitted after training to {source}" in out
-    code, _, _ = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post2", "-k", 8 * 12, "--seed", 1, "-q",
+    code, _, _ = run_cli(capsys, "fit-prior", source, "-o", tmp_path / "post2", "--components", 8 * 12, "--seed", 1, "-q",
                          "--kind", "posteriors")
     other = tfvae.load(str(tmp_path / "post2")).model.prior.components()[1].numpy()
     assert code == 0 and not np.array_equal(other, loc.numpy())  # the seed picks other images
@@ -225,10 +225,10 @@ def test_the_ex_post_prior_of_the_vampprior_run(cvamp, cexpost):
 
     assert type(cexpost.model.prior).__name__ == "ClassExPostPrior" and cexpost.model.kl_metric == "kl_mc"
     of = json.load(open(os.path.join(cexpost.run_dir, "config.json")))["prior_of"]
-    assert (of["kind"], of["components"], of["draws"], of["iterations"]) == ("gmm", 320, 2, 100)
+    assert (of["kind"], of["components"], of["draws"], of["iterations"]) == ("gmm", 320, 4, 100)
     labels = cexpost.splits().train_labels
     for c in (0, 5):
-        z = aggregate_draws(cexpost, np.flatnonzero(labels == c), c, 2, 0).astype(np.float32)
+        z = aggregate_draws(cexpost, np.flatnonzero(labels == c), c, 4, 0).astype(np.float32)
         y = np.full(len(z), c, np.int32)
         fitted = cexpost.model.prior.given(y).log_prob(z).numpy().mean()
         assert fitted == pytest.approx(of["mean_log_density_of_the_draws"][str(c)], abs=1e-3)
@@ -247,10 +247,10 @@ def test_fit_prior_errors_are_one_line(capsys, tmp_path, cvamp, cexpost, runs, l
     cases = [
         (["fit-prior", str(runs["ae"]), "-o", str(tmp_path / "a")], "an autoencoder: it has no prior"),
         (["fit-prior", str(runs["hvae2"]), "-o", str(tmp_path / "a")], "more than one stochastic layer"),
-        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", "12"], "a multiple of 8"),
-        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", str(8 * 1000), "--kind", "posteriors"],
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "--components", "12"], "a multiple of 8"),
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "--components", str(8 * 1000), "--kind", "posteriors"],
          "or fewer"),
-        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "-k", str(8 * 1000)], "give fewer --components"),
+        (["fit-prior", cvamp.run_dir, "-o", str(tmp_path / "a"), "--components", str(8 * 1000)], "give fewer --components"),
         (["fit-prior", cvamp.run_dir, "-o", cexpost.run_dir], "already exists; pass --overwrite"),
         (["fit-prior", cvamp.run_dir, "-o", cvamp.run_dir], "give another --out"),
         (["fit", "-o", cexpost.run_dir, "--resume"], "has no training to continue"),

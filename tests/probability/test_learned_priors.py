@@ -400,6 +400,9 @@ def test_em_fits_a_known_mixture_and_never_lowers_the_likelihood():
     assert abs(history[-1] - exact.mean()) < 0.01  # the fit's log-density of the points is the true one's
     again = fit_mixture(z, 2, seed=1, iterations=60)
     np.testing.assert_array_equal(again[1], loc)
+    chunked = fit_mixture(z, 2, seed=1, iterations=60, chunk=999)  # the E-step a chunk of points at a time
+    np.testing.assert_allclose(chunked[1], loc, rtol=1e-9)
+    np.testing.assert_allclose(chunked[3], history, rtol=1e-9)
     _, _, tight, _ = fit_mixture(np.repeat(z[:3], 10, axis=0), 3, seed=0, iterations=5, floor=0.04)
     assert tight.min() >= 0.2 - 1e-9  # three points, three components: each variance held at the floor
     from tfvae.errors import ConfigError
