@@ -11,8 +11,8 @@ What is mutated (`TARGETS`): the objectives (ELBO, IWAE bound, the score-functio
 penalties, corruption, binarization, dequantization), the probability parts (likelihoods, the
 posterior, the priors), the evaluation's numbers (importance-sampled log p(x), the bound's terms,
 bits per dimension, active units, the scale floor), the anomaly score with its AUC and threshold,
-and the functions that turn images into pixels (`as_float`, `binarize`, `is_8bit`, `dequantize`,
-`resolve_dequantization`). Left out: the text of reports and errors (`format_report`,
+the functions that turn images into pixels (`as_float`, `binarize`, `is_8bit`, `dequantize`,
+`resolve_dequantization`), and the ex-post prior's EM and its choice of training images. Left out: the text of reports and errors (`format_report`,
 `scores_csv`, the lines that raise), `evaluate` and `separation`, which gather these numbers into
 a report's dictionary (their keys are checked by the command tests), `step_shape` (a speed
 setting; `test_log_px_does_not_depend_on_chunk_or_batch_size` covers its results), and the input
@@ -52,6 +52,7 @@ TARGETS = {
                             "scale_at_floor", "bits_per_dim", "active_units", "active_units_per_layer"],
     "tfvae/anomaly.py": ["scores", "roc_auc", "best_threshold", "classification"],
     "tfvae/data/__init__.py": ["as_float", "binarize", "is_8bit", "dequantize", "resolve_dequantization"],
+    "tfvae/expost.py": ["fit_mixture", "pick_images"],
 }
 
 # The tests that guard these modules: their unit tests and the models' oracles (probabilistic PCA,
