@@ -231,9 +231,9 @@ def info(run_dir, as_json):
     if meta.get("prior_of"):  # tfvae fit-prior: the training's metrics are the source run's, with its prior
         of = meta["prior_of"]
         what = (f"{of.get('images')} training images' posteriors" if of.get("kind") == "posteriors" else
-                f"{of.get('components')} Gaussians fitted by EM to {of.get('draws')} posterior draws per training image")
-        click.echo(f"prior      ex post: {what}, fitted after training to {of.get('run')} (trained with --prior "
-                   f"{of.get('prior')}; the metrics below are its training's)")
+                f"{of.get('components')} Gaussians, EM on {of.get('draws')} posterior draws per training image")
+        click.echo(f"prior      ex post, fitted after training to {of.get('run')}: {what} (that run was trained "
+                   f"with --prior {of.get('prior')}; the metrics below are its training's)")
     click.echo("config")
     click.echo(f"  {'model':<20} {config.model}")
     flat = config.to_dict()
