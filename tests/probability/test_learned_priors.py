@@ -409,6 +409,37 @@ def test_em_fits_a_known_mixture_and_never_lowers_the_likelihood():
 
     with pytest.raises(ConfigError, match="at least as many points"):
         fit_mixture(z[:3], 4, seed=0)
+    start = fit_mixture(z[:5], 5, seed=2, iterations=0)[1]  # as many components as points: each starts at one
+    np.testing.assert_array_equal(start[np.argsort(start[:, 0])], z[:5][np.argsort(z[:5, 0])])
+
+
+def test_an_em_step_is_the_textbook_update():
+    """Two EM iterations against the textbook formulas written out with broadcasting (float64):
+    responsibilities r_nk = w_k N(z_n; mu_k, s_k^2) / sum_j ..., then w_k = sum_n r_nk / N,
+    mu_k = sum_n r_nk z_n / sum_n r_nk, s_k^2 = sum_n r_nk (z_n - mu_k)^2 / sum_n r_nk; the reported
+    mean log-density too. A point far from the rest (1e3) keeps every row's normalization honest."""
+    from tfvae.expost import fit_mixture
+
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.normal(size=(300, 3)) * [1.0, 2.0, 0.5] + [0.5, 0.0, 1.0], [[1e3, 0.0, 0.0]]])
+    init = fit_mixture(z, 4, seed=7, iterations=0)
+    w, mu, var = np.exp(init[0]), init[1], init[2] ** 2
+    by_hand = []
+    for _ in range(2):
+        comp = -0.5 * np.sum((z[:, None, :] - mu[None]) ** 2 / var[None] + np.log(2 * np.pi * var[None]), axis=-1)
+        joint = np.log(w)[None] + comp
+        top = joint.max(axis=1, keepdims=True)
+        log_density = top[:, 0] + np.log(np.exp(joint - top).sum(axis=1))
+        by_hand.append(log_density.mean())
+        r = np.exp(joint - log_density[:, None])
+        w = r.sum(axis=0) / len(z)
+        mu = (r.T @ z) / r.sum(axis=0)[:, None]
+        var = np.maximum(np.einsum("nk,nkd->kd", r, (z[:, None, :] - mu[None]) ** 2) / r.sum(axis=0)[:, None], 1e-4)
+    log_w, loc, scale, history = fit_mixture(z, 4, seed=7, iterations=2, chunk=100)
+    np.testing.assert_allclose(np.exp(log_w), w, rtol=1e-9)
+    np.testing.assert_allclose(loc, mu, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(scale ** 2, var, rtol=1e-7)
+    np.testing.assert_allclose(history[:2], by_hand, rtol=1e-12)
 
 
 def test_the_ex_post_prior_picks_distinct_training_images_of_each_class():
@@ -426,6 +457,12 @@ def test_the_ex_post_prior_picks_distinct_training_images_of_each_class():
     assert not np.array_equal(picks, pick_images(labels, 60, 16, [0, 1, 2, 3], seed=6))
     plain = pick_images(None, 60, 25, None, seed=1)
     assert len(set(plain)) == 25 and plain.max() < 60
+    np.testing.assert_array_equal(pick_images(None, 60, 60, None, seed=1), np.arange(60))  # every image, once
+    every = pick_images(labels, 60, 40, [0, 1, 2, 3], seed=5)  # class 0's 10 images: all of them
+    np.testing.assert_array_equal(every[:10], np.flatnonzero(labels == 0))
+    lonely = np.array([0, 1, 1, 1])
+    with pytest.raises(ConfigError, match="class 0 has 1"):
+        pick_images(lonely, 4, 4, [0, 1], seed=0)
     with pytest.raises(ConfigError, match="class 0 has 10: give --components 40 or fewer"):
         pick_images(labels, 60, 48, [0, 1, 2, 3], seed=5)
     with pytest.raises(ConfigError, match="has 60: give --components 60 or fewer"):
