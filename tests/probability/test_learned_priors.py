@@ -467,3 +467,31 @@ def test_the_ex_post_prior_picks_distinct_training_images_of_each_class():
         pick_images(labels, 60, 48, [0, 1, 2, 3], seed=5)
     with pytest.raises(ConfigError, match="has 60: give --components 60 or fewer"):
         pick_images(None, 60, 61, None, seed=5)
+
+
+def test_the_mixture_densities_at_their_own_means_and_at_the_limits_of_their_sizes():
+    """At a component's own mean the per-example density is -sum log scale - d/2 log 2 pi (a
+    squared distance of 0, not clipped); one component per class is allowed; a wrong shape of any
+    one of fit's arrays is refused; a class without training images leaves the pseudo-inputs of
+    the later classes as images of theirs."""
+    from tfvae.probability.priors import log_diagonal_gaussians_per_example
+
+    loc = np.array([[[0.3, -0.2, 1.0]]], np.float32)
+    scale = np.array([[[0.1, 0.5, 2.0]]], np.float32)
+    at_mean = log_diagonal_gaussians_per_example(tf.constant(loc[:, 0]), tf.constant(loc), tf.constant(scale)).numpy()
+    np.testing.assert_allclose(at_mean, [[-np.log(scale).sum() - 1.5 * np.log(2 * np.pi)]], rtol=1e-6)
+    one_each = family_model(model="vae", condition="label", label_classes=3, prior="expost", prior_components=3)
+    assert one_each.prior.per_class == 1
+    rng = np.random.default_rng(0)
+    loc, scale, log_w = rng.normal(size=(3, 3)), np.ones((3, 3)), np.zeros(3)
+    for bad in ((log_w[:2], loc, scale), (log_w, loc, scale[:2]), (log_w, loc[:2], scale[:2])):
+        with pytest.raises(ValueError, match="3 components of 3 dimensions"):
+            one_each.prior.fit(*bad)
+    m = family_model(model="vae", condition="label", label_classes=3, prior="vamp", prior_components=6)
+    images, labels = family_images(30, seed=3), np.arange(30) % 3
+    keep = labels != 0  # no training image of class 0
+    m.initialize(images[keep], seed=11, labels=labels[keep])
+    u = m.prior.layer["pseudo_inputs"].numpy()
+    for row in range(2, 6):
+        nearest = np.abs(images[keep] - u[row]).reshape(keep.sum(), -1).max(axis=1)
+        assert nearest.min() < 0.06 and labels[keep][np.argmin(nearest)] == row // 2
