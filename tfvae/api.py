@@ -71,9 +71,9 @@ def run_config(options: dict, recipe: Optional[str] = None, out: Optional[str] =
     if not out:
         raise ConfigError("--resume needs --out RUN_DIR, the run to continue")
     run = RunDir(out)
-    saved, _ = run.read()
+    saved, saved_meta = run.read()
     if saved.options.get("prior") == "expost":
-        source = (run.read()[1].get("prior_of") or {}).get("run", "the run it was fitted to")
+        source = (saved_meta.get("prior_of") or {}).get("run", "the run it was fitted to")
         raise RunDirError(f"{run.path} is an ex-post prior fitted to {source} (tfvae fit-prior); it has no training "
                           "to continue: resume that run, then fit the prior again")
     run.read_metrics()  # a damaged metrics.csv is said before any work is done

@@ -134,20 +134,34 @@ def as_trained(config, images, seed) -> np.ndarray:
     return x
 
 
-def aggregate_draws(trained, rows, label, draws: int, seed: int) -> np.ndarray:
-    """`draws` samples z ~ q(z | x_n[, y]) for each training image n in `rows` (as the model saw
-    them in training), shape (len(rows) * draws, d)."""
+def training_posteriors(trained, rows, labels, seed: int, offset: int, progress=None):
+    """(loc, scale), each (len(rows), d): q(z | x_n[, y_n]) of the training images `rows` (with
+    their `labels` for a conditional model), the images as the model saw them in training, a
+    batch of BATCH at a time (batch a binarized with the seed [seed, offset + a])."""
     model, config = trained.model, trained.config
     splits = trained.splits()
+    d = config.latent_dim
+    loc, scale = np.empty((len(rows), d), np.float32), np.empty((len(rows), d), np.float32)
+    for a in range(0, len(rows), BATCH):
+        part = slice(a, a + BATCH)
+        x = as_trained(config, splits.train[rows[part]], [int(seed), offset + a])
+        q = (model if labels is None else model.given(np.asarray(labels[part], np.int32))).posterior(x)
+        loc[part], scale[part] = q.mean().numpy(), q.stddev().numpy()
+        if progress is not None:
+            progress.update(min(a + BATCH, len(rows)))
+    return loc, scale
+
+
+def aggregate_draws(trained, rows, label, draws: int, seed: int) -> np.ndarray:
+    """`draws` samples z ~ q(z | x_n[, y]) for each training image n in `rows` (all of class
+    `label`, None for an unconditional model), shape (len(rows) * draws, d), batch by batch."""
+    labels = None if label is None else np.full(len(rows), label, np.int32)
+    loc, scale = training_posteriors(trained, rows, labels, seed, 5117 + 1_000_000 * (0 if label is None else label))
     rng = np.random.default_rng([int(seed), 5116, 0 if label is None else 1 + int(label)])
     out = []
     for a in range(0, len(rows), BATCH):
-        picks = rows[a:a + BATCH]
-        x = as_trained(config, splits.train[picks], [int(seed), 5117 + a + 1_000_000 * (0 if label is None else label)])
-        view = model if label is None else model.given(np.full(len(picks), label, np.int32))
-        q = view.posterior(x)
-        loc, scale = q.mean().numpy(), q.stddev().numpy()
-        out += [loc + scale * rng.standard_normal(loc.shape) for _ in range(draws)]
+        m, s = loc[a:a + BATCH], scale[a:a + BATCH]
+        out += [m + s * rng.standard_normal(m.shape) for _ in range(draws)]
     return np.concatenate(out).astype(np.float64)
 
 
@@ -188,24 +202,19 @@ def gaussian_mixture(trained, components: int, draws: int = DEFAULT_DRAWS, itera
 
 def posteriors(trained, components: int, seed: int = 0, progress=None):
     """(loc, scale, indices): the posteriors q(z | x_k[, y_k]) of the picked training images,
-    each (components, latent_dim), and the images' indices in the training split."""
-    model, config = trained.model, trained.config
+    each (components, latent_dim), and the images' indices in the training split (-1: a class
+    without training images, whose components stay N(0, I))."""
+    config = trained.config
     splits = trained.splits()
     classes = list(range(config.label_classes)) if trained.conditional else None
     picks = pick_images(splits.train_labels, len(splits.train), components, classes, seed)
-    d = config.latent_dim
-    loc, scale = np.zeros((components, d), np.float32), np.ones((components, d), np.float32)
+    loc = np.zeros((components, config.latent_dim), np.float32)
+    scale = np.ones_like(loc)
     real = np.flatnonzero(picks >= 0)
     if progress is not None:
         progress.start("posteriors", len(real), unit="image")
-    for a in range(0, len(real), BATCH):
-        rows = real[a:a + BATCH]
-        x = as_trained(config, splits.train[picks[rows]], [int(seed), 5114 + a])
-        view = model.given(splits.train_labels[picks[rows]].astype(np.int32)) if trained.conditional else model
-        q = view.posterior(x)
-        loc[rows], scale[rows] = q.mean().numpy(), q.stddev().numpy()
-        if progress is not None:
-            progress.update(min(a + BATCH, len(real)))
+    labels = splits.train_labels[picks[real]] if trained.conditional else None
+    loc[real], scale[real] = training_posteriors(trained, picks[real], labels, seed, 5114, progress)
     if progress is not None:
         progress.finish(len(real))
     return loc, scale, picks

@@ -517,10 +517,11 @@ class ClassExPostPrior(ExPostPrior):
 
 
 class ClassMixture(Prior):
-    """p(z | y_b) for each example b of a batch: the equally weighted mixture of the components of
-    class y_b (components grouped by class, K_y of each: loc and scale (classes * K_y, d)), a
-    `ClassVampPrior` bound to the batch's labels. log_prob takes z of shape (batch, d) or (batch,
-    samples, d); the KL to q is the Monte Carlo estimate over the bound's samples."""
+    """p(z | y_b) for each example b of a batch: the mixture of the components of class y_b
+    (components grouped by class, K_y of each: loc and scale (classes * K_y, d)), equally weighted
+    (a `ClassVampPrior` bound to the batch's labels) or by `log_weights` (classes * K_y,),
+    normalized within each class (a `ClassExPostPrior`'s). log_prob takes z of shape (batch, d) or
+    (batch, samples, d); the KL to q is the Monte Carlo estimate over the bound's samples."""
 
     def __init__(self, loc, scale, classes: int, label, description: str = "a mixture per class", log_weights=None):
         super().__init__(int(loc.shape[-1]))
